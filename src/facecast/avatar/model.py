@@ -1,0 +1,61 @@
+"""The prepared avatar: source frames, per-frame face mesh and face boxes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from facecast.avatar import topology as topo
+
+
+@dataclass
+class Avatar:
+    """A prepared avatar, loaded from the cache.
+
+    frames: (F, H, W, 3) uint8 BGR; F == 1 for a photo (may be a read-only memmap)
+    landmarks: (F, 478, 3) float32; x, y in pixels, z in pixels (mediapipe's relative depth)
+    boxes: (F, 4) float32 face box x0, y0, x1, y1 in pixels, smoothed over time for video
+    fps: source frame rate (0.0 for a photo)
+    """
+
+    id: str
+    name: str
+    frames: np.ndarray
+    landmarks: np.ndarray
+    boxes: np.ndarray
+    fps: float
+    cache_dir: Path
+
+    @property
+    def is_video(self) -> bool:
+        return self.frames.shape[0] > 1
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) in pixels."""
+        return int(self.frames.shape[2]), int(self.frames.shape[1])
+
+    @property
+    def frame_count(self) -> int:
+        return int(self.frames.shape[0])
+
+    def source_index(self, output_frame: np.ndarray | int) -> np.ndarray:
+        """Map output frame numbers to source frames, looping forward then backward.
+
+        output_frame: int or (B,) int array -> same shape of int64 indices in [0, F).
+        """
+        f = np.asarray(output_frame, dtype=np.int64)
+        n = self.frame_count
+        if n == 1:
+            return np.zeros_like(f)
+        period = 2 * n - 2
+        phase = f % period
+        return np.where(phase < n, phase, period - phase)
+
+    def face_scale(self, index: int = 0) -> float:
+        """Distance between the outer eye corners of frame `index`, in pixels."""
+        a, b = topo.EYE_OUTER_CORNERS
+        pts = self.landmarks[index, :, :2]
+        return float(np.linalg.norm(pts[a] - pts[b]))

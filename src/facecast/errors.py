@@ -1,0 +1,50 @@
+"""The small set of errors users see. Each message names the offending input."""
+
+from __future__ import annotations
+
+
+class FacecastError(Exception):
+    """Base class of every error facecast reports to a user."""
+
+    #: HTTP status the server answers with for this error.
+    http_status = 400
+
+
+class UnsupportedMedia(FacecastError):
+    """A file is not an image, video or audio facecast can decode."""
+
+    http_status = 415
+
+
+class CorruptMedia(FacecastError):
+    """A file claims a known format but cannot be decoded."""
+
+
+class EmptyAudio(FacecastError):
+    """Audio decoded to zero samples (or is too short to drive a single frame)."""
+
+
+class NoFaceFound(FacecastError):
+    """No face was detected in an avatar source."""
+
+    http_status = 422
+
+
+class NotFound(FacecastError):
+    """An id (avatar, session) that does not exist."""
+
+    http_status = 404
+
+
+class TooLarge(FacecastError):
+    """An upload exceeds the configured size limit."""
+
+    http_status = 413
+
+
+class InvalidArgument(FacecastError, ValueError):
+    """A parameter value is out of range; the message names it and echoes the value."""
+
+
+class ModelFilesMissing(FacecastError):
+    """A model directory lacks files a backend needs; the message lists them."""

@@ -1,0 +1,118 @@
+"""Write MP4 files (H.264 + AAC) in-process with PyAV, atomically.
+
+The file appears under its final name only when it is complete; on any error the
+temporary file is removed, so a failed render never leaves a partial output.
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from facecast.audio.pcm import Audio
+
+AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
+AAC_BITRATE = 128_000  # bit/s
+
+
+def bgr_to_video_frame(frame: np.ndarray) -> av.VideoFrame:
+    """(H, W, 3) uint8 BGR with even H, W -> a yuv420p VideoFrame."""
+    yuv = cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420)
+    return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+
+
+def aac_rate(rate: int) -> int:
+    """The nearest sample rate AAC encodes (Hz)."""
+    return min(AAC_RATES, key=lambda r: abs(r - rate))
+
+
+class Mp4Writer:
+    """Encode BGR frames and mono audio to an MP4 file.
+
+    size: (width, height), both even; fps: frames per second; audio: the whole
+    soundtrack (interleaved with the video as frames arrive) or None.
+    """
+
+    def __init__(self, path: str | Path, size: tuple[int, int], fps: int, audio: Audio | None = None,
+                 *, crf: int = 23, preset: str = "ultrafast"):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.part")
+        self.fps = fps
+        self.frames_written = 0
+        self._audio = audio
+        self._audio_sent = 0
+        self._container = av.open(str(self.tmp), mode="w", format="mp4")
+        self._video = self._container.add_stream("libx264", rate=fps)
+        self._video.width, self._video.height = size
+        self._video.pix_fmt = "yuv420p"
+        self._video.time_base = Fraction(1, fps)
+        self._video.options = {"crf": str(crf), "preset": preset}
+        self._astream = None
+        if audio is not None:
+            self._rate = aac_rate(audio.sample_rate)
+            self._astream = self._container.add_stream("aac", rate=self._rate)
+            self._astream.bit_rate = AAC_BITRATE
+            self._astream.layout = "mono"
+            self._resampler = av.AudioResampler(format="fltp", layout="mono", rate=self._rate)
+
+    def write(self, frames: np.ndarray) -> None:
+        """frames: (B, H, W, 3) or (H, W, 3) uint8 BGR."""
+        if frames.ndim == 3:
+            frames = frames[None]
+        for frame in frames:
+            vf = bgr_to_video_frame(frame)
+            vf.pts = self.frames_written
+            self._container.mux(self._video.encode(vf))
+            self.frames_written += 1
+        self._send_audio(self.frames_written / self.fps)
+
+    def _send_audio(self, until_s: float | None) -> None:
+        """Encode the soundtrack up to `until_s` seconds (None: all of it)."""
+        if self._audio is None:
+            return
+        sr = self._audio.sample_rate
+        stop = len(self._audio.samples) if until_s is None else min(len(self._audio.samples), int(until_s * sr))
+        if stop <= self._audio_sent:
+            return
+        chunk = self._audio.samples[self._audio_sent: stop].astype(np.float32)
+        af = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+        af.sample_rate = sr
+        af.pts = self._audio_sent
+        af.time_base = Fraction(1, sr)
+        for resampled in self._resampler.resample(af):
+            self._container.mux(self._astream.encode(resampled))
+        self._audio_sent = stop
+
+    def close(self) -> Path:
+        """Flush the encoders and move the file to its final name."""
+        self._send_audio(None)
+        self._container.mux(self._video.encode(None))
+        if self._astream is not None:
+            for resampled in self._resampler.resample(None):
+                self._container.mux(self._astream.encode(resampled))
+            self._container.mux(self._astream.encode(None))
+        self._container.close()
+        os.replace(self.tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop everything written so far; no file is left behind."""
+        try:
+            self._container.close()
+        except Exception:  # noqa: BLE001 - the container may already be broken
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "Mp4Writer":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
