@@ -11,7 +11,7 @@ import numpy as np
 
 from facecast.errors import CorruptMedia, UnsupportedMedia
 
-IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"GIF8", b"RIFF", b"II*\x00", b"MM\x00*")
+IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"BM", b"II*\x00", b"MM\x00*")
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def read_visual(path: str | Path, *, max_long_side: int = 1024, max_seconds: flo
     data = path.read_bytes()
     if not data:
         raise UnsupportedMedia(f"{path}: the file is empty, not an image or video")
-    if data.startswith(IMAGE_MAGIC):
+    if data.startswith(IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
         return _read_image(path, data, max_long_side)
     return _read_video(path, max_long_side, max_seconds)
 
@@ -87,6 +87,9 @@ def _read_video(path: Path, max_long_side: int, max_seconds: float) -> DecodedVi
     except av.error.FFmpegError as exc:
         raise UnsupportedMedia(f"{path}: not an image or video facecast can read ({exc})") from None
     with container:
+        if not _is_video_container(container):
+            raise UnsupportedMedia(f"{path}: not an image or video facecast can read "
+                                   f"(detected {container.format.name!r})")
         if not container.streams.video:
             raise UnsupportedMedia(f"{path}: has no video stream and is not an image")
         stream = container.streams.video[0]
@@ -95,6 +98,15 @@ def _read_video(path: Path, max_long_side: int, max_seconds: float) -> DecodedVi
     if not frames:
         raise CorruptMedia(f"{path}: the video stream holds no decodable frame")
     return DecodedVisual(np.stack(frames), fps if len(frames) > 1 else 0.0)
+
+
+VIDEO_FORMATS = ("mov", "mp4", "matroska", "webm", "avi", "mpegts", "flv", "mpeg", "ogg", "gif", "h264", "hevc")
+
+
+def _is_video_container(container) -> bool:
+    """True for real video containers (FFmpeg also 'opens' text files as ANSI art)."""
+    names = container.format.name.split(",")
+    return any(name in VIDEO_FORMATS for name in names)
 
 
 def _decode_frames(path, container, stream, max_long_side: int, limit: int) -> list[np.ndarray]:
