@@ -15,6 +15,7 @@ from facecast.lipsync.rig import EyeRig, FaceRig
 from facecast.warp import smoothstep
 
 MAX_GAP = 0.30  # face units: inner-lip opening at open == 1
+CLOSE_OVERSHOOT = 0.35  # relative: extra closing of an open source mouth
 UPPER_LIP_SHARE = 0.15  # share of an opening change taken by the upper lip
 WIDTH_GAIN = 0.10  # relative mouth-width change at width == +-1
 ROUND_GAIN = 0.16  # relative narrowing at round == 1
@@ -46,8 +47,12 @@ def target_gap(rig: FaceRig, shape: MouthShape, a_src: np.ndarray) -> np.ndarray
 
 
 def source_gap(rig: FaceRig, a_src: np.ndarray) -> np.ndarray:
+    """Inner-lip opening of the source at columns a_src. The mesh's inner contour of an
+    open mouth sits on the lip's inner tissue, so an open source counts as a little more
+    open than measured (CLOSE_OVERSHOOT): closing it then tucks that tissue away."""
     inside = np.abs(a_src - rig.mouth_center_a) < rig.mouth_half_width
-    return np.where(inside, np.maximum(rig.lip_lower(a_src) - rig.lip_upper(a_src), 0.0), 0.0)
+    gap = np.where(inside, np.maximum(rig.lip_lower(a_src) - rig.lip_upper(a_src), 0.0), 0.0)
+    return gap * (1.0 + CLOSE_OVERSHOOT * smoothstep(gap / 0.05))
 
 
 def lip_shifts(rig: FaceRig, shape: MouthShape, a_src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -91,7 +96,8 @@ def blink_field(eye: EyeRig, amount: float, a: np.ndarray, b: np.ndarray) -> np.
     """Upper lid sliding down over the eye by `amount` (0 open .. 1 closed): db at (a, b)."""
     gap = eye.gap(a)
     upper, lower = eye.upper(a), eye.lower(a)
-    above = smoothstep((b - eye.brow_b) / np.maximum(upper - eye.brow_b, 1e-3))
+    crease = 0.5 * (upper + eye.brow_b)  # the brow stays; the skin below it slides
+    above = smoothstep((b - crease) / np.maximum(upper - crease, 1e-3))
     below = 1.0 - smoothstep((b - lower) / LASH_LINE)  # the lid stops at the lower lash line
     weight = np.where(b < upper, above, np.where(b <= lower, 1.0, below))
     return amount * gap * weight

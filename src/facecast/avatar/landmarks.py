@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -27,7 +28,7 @@ class FaceMesher:
     """
 
     def __init__(self, *, static: bool = True, min_confidence: float = 0.3):
-        with _lock:
+        with _lock, quiet_native_stderr():
             self._mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=static,
                 max_num_faces=1,
@@ -73,7 +74,8 @@ class FaceMesher:
         h, w = rgb.shape[:2]
         best = None
         for det in self._detectors:
-            result = det.process(rgb)
+            with quiet_native_stderr():
+                result = det.process(rgb)
             for d in result.detections or []:
                 bb = d.location_data.relative_bounding_box
                 box = np.array([bb.xmin * w, bb.ymin * h, (bb.xmin + bb.width) * w, (bb.ymin + bb.height) * h], np.float32)
@@ -84,7 +86,8 @@ class FaceMesher:
         return None
 
     def _mesh_of(self, rgb: np.ndarray) -> np.ndarray | None:
-        result = self._mesh.process(rgb)
+        with quiet_native_stderr():
+            result = self._mesh.process(rgb)
         if not result.multi_face_landmarks:
             return None
         h, w = rgb.shape[:2]
@@ -108,6 +111,29 @@ class FaceMesher:
         pts[:, 0] += x0
         pts[:, 1] += y0
         return pts
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Silence native (C++) writes to stderr while mediapipe builds its graphs; its
+    start-up warnings are not actionable. Python-level stderr is left alone."""
+    import sys
+
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
 
 
 def box_of(landmarks: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from facecast.avatar.model import Avatar
@@ -125,12 +126,16 @@ def build_state(avatar: Avatar, src: int, idle: bool) -> FrameState:
     """Rig, warp grid and masks of source frame `src`."""
     landmarks = avatar.landmarks[src]
     rig = FaceRig.from_landmarks(landmarks)
-    lower_box = np.concatenate([rig.lower_face.min(0), rig.lower_face.max(0)])
+    margin = 4 * GRID_STEP  # px around the polygon, so the mask's feather fits inside the grid
+    lower_box = np.concatenate([rig.lower_face.min(0) - margin, rig.lower_face.max(0) + margin])
     box = rig.head_box() if idle else lower_box
     box = np.concatenate([np.minimum(box[:2], lower_box[:2]), np.maximum(box[2:], lower_box[2:])])
     grid = WarpGrid.over(box, avatar.size, rig.frame)
     coarse_poly = (rig.lower_face - [grid.x0, grid.y0]) / GRID_STEP
-    mask = feathered_mask(coarse_poly, grid.coarse_shape, MASK_FEATHER * rig.frame.scale / GRID_STEP)
+    feather = MASK_FEATHER * rig.frame.scale / GRID_STEP
+    mask = feathered_mask(coarse_poly, grid.coarse_shape, feather)
+    # Upsampling spreads the field by up to a coarse pixel: keep that margin inside the polygon.
+    mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=2, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     eye_regions = []
     for eye in rig.eyes:
         a0, a1 = eye.a_range
