@@ -1,0 +1,105 @@
+"""The facecast command line, end to end in a subprocess: outputs, --help, and bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import wave
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import portrait, speech
+from probe import probe
+
+
+def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "facecast.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=os.environ.copy(), timeout=300)
+
+
+@pytest.mark.parametrize("command", [[], ["prepare"], ["render"], ["demo"]])
+def test_help(command):
+    result = run(*command, "--help")
+    assert result.returncode == 0
+    assert "usage: facecast" in result.stdout
+
+
+def test_demo(tmp_path):
+    out = tmp_path / "demo.mp4"
+    result = run("demo", "-o", out, "-q")
+    assert result.returncode == 0, result.stderr
+    p = probe(out)
+    assert (p.video_codec, p.audio_codec, p.size) == ("h264", "aac", (512, 512))
+    assert abs(p.frames - p.audio_duration * 25) <= 1.5
+
+
+def test_render_text_and_audio(tmp_path):
+    out = tmp_path / "text.mp4"
+    result = run("render", "--avatar", portrait("man_glasses_01.jpg"), "--text", "Guten Morgen", "--voice", "de",
+                 "-o", out, "-q")
+    assert result.returncode == 0, result.stderr
+    assert probe(out).audio_codec == "aac"
+    out2 = tmp_path / "audio.mp4"
+    result = run("render", "-a", portrait("child_photo_in_hand_01.jpg"), "--audio", speech("fr_01_7s.wav"),
+                 "-o", out2, "-q", "--no-idle", "--fps", "30")
+    assert result.returncode == 0, result.stderr
+    p = probe(out2)
+    assert p.fps == pytest.approx(30) and abs(p.frames - p.audio_duration * 30) <= 1.5
+
+
+def test_prepare_prints_the_id(tmp_path):
+    first = run("prepare", portrait("man_bw_archival_01.jpg"))
+    second = run("prepare", portrait("man_bw_archival_01.jpg"))
+    assert first.returncode == 0 and second.returncode == 0, first.stderr
+    assert first.stdout.split()[0] == second.stdout.split()[0]
+
+
+def _write_wav(path, samples: np.ndarray, rate=16000):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((samples * 32767).astype("<i2").tobytes())
+
+
+def _bad_inputs(tmp_path):
+    good_face, good_audio = portrait("man_glasses_01.jpg"), speech("zh_short_01_3s.wav")
+    wall = tmp_path / "wall.png"
+    cv2.imwrite(str(wall), np.full((200, 200, 3), 200, np.uint8))
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(200))
+    empty = tmp_path / "empty.mp3"
+    empty.write_bytes(b"")
+    zero = tmp_path / "zero.wav"
+    _write_wav(zero, np.zeros(0))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not media at all\n" * 20)
+    return [
+        ("wall.png", ["--avatar", wall, "--audio", good_audio]),
+        ("corrupt.wav", ["--avatar", good_face, "--audio", corrupt]),
+        ("empty.mp3", ["--avatar", good_face, "--audio", empty]),
+        ("zero.wav", ["--avatar", good_face, "--audio", zero]),
+        ("notes.txt", ["--avatar", good_face, "--audio", notes]),
+        ("notes.txt", ["--avatar", notes, "--audio", good_audio]),
+        ("missing.wav", ["--avatar", good_face, "--audio", tmp_path / "missing.wav"]),
+        ("wall.png", ["--avatar", good_face, "--audio", wall]),
+    ]
+
+
+def test_bad_input_is_a_clear_error_without_output(tmp_path):
+    for name, args in _bad_inputs(tmp_path):
+        out = tmp_path / "out.mp4"
+        result = run("render", *args, "-o", out, "-q")
+        assert result.returncode == 1, (name, result.stderr)
+        assert name in result.stderr and "error" in result.stderr, (name, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        assert not out.exists(), name
+        assert not list(tmp_path.glob(".out.mp4*")), "partial file left behind"
+
+
+def test_wrong_output_name_is_refused(tmp_path):
+    result = run("render", "--avatar", portrait("man_glasses_01.jpg"), "--text", "hi", "-o", tmp_path / "x.avi")
+    assert result.returncode == 1 and ".mp4" in result.stderr
