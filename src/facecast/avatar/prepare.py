@@ -10,7 +10,6 @@ import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
 from facecast.avatar.cache import AvatarCache, content_key
-from facecast.avatar.landmarks import FaceMesher, box_of
 from facecast.avatar.model import Avatar
 from facecast.config import PrepareSettings
 from facecast.errors import NoFaceFound, UnsupportedMedia
@@ -50,6 +49,8 @@ def track_faces(frames: np.ndarray, path: Path, settings: PrepareSettings,
     Frames where the face is lost are filled from their neighbours; video meshes are
     smoothed over time.
     """
+    from facecast.avatar.landmarks import FaceMesher  # mediapipe loads only when a face must be found
+
     n = frames.shape[0]
     found: list[np.ndarray | None] = []
     with FaceMesher(static=n == 1, min_confidence=settings.min_detection_confidence) as mesher:
@@ -85,7 +86,8 @@ def smooth_boxes(landmarks: np.ndarray, smoothing: float) -> np.ndarray:
     smoothing in [0, 1): weight of the previous box in a first-order filter, applied
     both ways so the result has no lag.
     """
-    boxes = np.stack([box_of(lm) for lm in landmarks])
+    xy = landmarks[:, :, :2]
+    boxes = np.concatenate([xy.min(1), xy.max(1)], axis=1)
     if len(boxes) < 2 or smoothing <= 0:
         return boxes
     fwd = boxes.copy()
