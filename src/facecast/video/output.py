@@ -1,0 +1,71 @@
+"""Write results atomically: MP4 through Mp4Writer, JSON and images through temp + rename."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from facecast.audio.pcm import Audio
+from facecast.errors import CorruptMedia, EmptyAudio, InvalidArgument, UnsupportedMedia
+from facecast.media.writer import Mp4Writer
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def check_output(path: Path, suffixes: tuple[str, ...] = (".mp4",), option: str = "--output") -> Path:
+    """Validate an output path before any work starts: known suffix, existing folder."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise InvalidArgument(f"{option} {str(path)!r}: use a name ending in {' or '.join(suffixes)}")
+    if not path.parent.exists():
+        raise InvalidArgument(f"{option} {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    return path
+
+
+def soundtrack(path: Path) -> Audio | None:
+    """The audio track of a video as mono PCM, or None when it has none."""
+    from facecast.audio.decode import load_audio
+
+    try:
+        return load_audio(path)
+    except (UnsupportedMedia, EmptyAudio, CorruptMedia):
+        return None
+
+
+def open_mp4(path: Path, size: tuple[int, int], fps: float, audio: Audio | None = None) -> Mp4Writer:
+    """An atomic MP4 writer; fps is rounded to whole frames per second (Mp4Writer's time base)."""
+    return Mp4Writer(path, size, max(1, int(round(fps))), audio, crf=18, preset="veryfast")
+
+
+def write_json(path: Path, data: dict) -> Path:
+    """Write JSON under a temporary name, then rename into place."""
+    return _atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
+
+
+def write_image(path: Path, image: np.ndarray) -> Path:
+    """Write (H, W, 3) uint8 BGR as PNG/JPEG/... by suffix, under a temporary name first."""
+    suffix = Path(path).suffix.lower()
+
+    def encode(tmp: Path) -> None:
+        ok, data = cv2.imencode(suffix, image)
+        if not ok:
+            raise InvalidArgument(f"{path}: OpenCV cannot write {suffix} images")
+        tmp.write_bytes(data.tobytes())
+
+    return _atomic(path, encode)
+
+
+def _atomic(path: Path, write) -> Path:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
