@@ -85,7 +85,7 @@ def render_to_file(avatar: Avatar, speech: Speech, out_path: str | Path,
     writer = Mp4Writer(out_path, avatar.size, settings.fps, speech.audio, crf=settings.crf, preset=settings.preset)
     encoded = _EncoderThread(writer, total, progress)
     try:
-        for frames in frame_batches(backend, avatar, features, settings):
+        for frames in frame_batches(backend, avatar, features, settings, batch=backend.batch_size or BATCH):
             encoded.put(frames)
         encoded.finish()
     except BaseException:

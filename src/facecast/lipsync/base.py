@@ -44,6 +44,8 @@ class LipsyncBackend(ABC):
     """Speech features -> rendered frames of an avatar."""
 
     name: ClassVar[str]
+    #: frames per render() call the backend runs best at (a GPU batch); None: the engine's default
+    batch_size: int | None = None
 
     @abstractmethod
     def prepare(self, avatar: "Avatar") -> None:

@@ -1,0 +1,134 @@
+"""Where the weights of a MuseTalk-compatible model live on disk, and a cheap identity for them.
+
+A model directory is laid out like the MuseTalk release:
+
+    <model_dir>/musetalkV15/{musetalk.json, unet.pth}            (v1.5; preferred when present)
+    <model_dir>/musetalk/{musetalk.json, pytorch_model.bin}      (v1)
+    <model_dir>/sd-vae/{config.json, diffusion_pytorch_model.{safetensors,bin}}
+    <model_dir>/whisper/{config.json, model.safetensors | pytorch_model.bin, [preprocessor_config.json]}
+
+Nothing here imports torch, so a missing file is reported before any heavy import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from facecast.config import env
+from facecast.errors import ModelFilesMissing
+
+UNET_LAYOUTS = (  # (folder, weights file), in order of preference
+    ("musetalkV15", "unet.pth"),
+    ("musetalk", "pytorch_model.bin"),
+)
+UNET_CONFIG = "musetalk.json"
+VAE_DIR, VAE_CONFIG = "sd-vae", "config.json"
+VAE_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
+WHISPER_DIR, WHISPER_CONFIG = "whisper", "config.json"
+WHISPER_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+WHISPER_PREPROCESSOR = "preprocessor_config.json"
+IDENTITY_SAMPLE = 1 << 20  # bytes read from each end of a weights file for its identity
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The files of one model directory, all known to exist (preprocessor may be None)."""
+
+    root: Path
+    unet_config: Path
+    unet_weights: Path
+    vae_dir: Path
+    vae_weights: Path
+    whisper_dir: Path
+    whisper_weights: Path
+    whisper_preprocessor: Path | None
+
+    @property
+    def version(self) -> str:
+        """"v1.5" or "v1", from the UNet folder name."""
+        return "v1.5" if self.unet_config.parent.name == "musetalkV15" else "v1"
+
+    def unet_settings(self) -> dict:
+        """The UNet's constructor arguments from musetalk.json (keys starting with '_' dropped)."""
+        config = json.loads(self.unet_config.read_text())
+        return {k: v for k, v in config.items() if not k.startswith("_")}
+
+    def vae_identity(self) -> str:
+        """16 hex digits naming the VAE's config and weights, cheap to compute (no full read)."""
+        return _identity([self.vae_dir / VAE_CONFIG], [self.vae_weights])
+
+
+def default_model_dir() -> Path | None:
+    """FACECAST_MUSETALK_DIR, else FACECAST_MODEL_DIR, else None."""
+    value = env("MUSETALK_DIR") or env("MODEL_DIR")
+    return Path(value).expanduser() if value else None
+
+
+def locate(model_dir: str | Path | None) -> ModelFiles:
+    """Find every file the backend needs under `model_dir`.
+
+    Raises ModelFilesMissing listing each missing path (all of them, not just the first).
+    """
+    if model_dir is None:
+        raise ModelFilesMissing(
+            "backend 'musetalk' needs a model directory: pass --model-dir DIR (or set FACECAST_MUSETALK_DIR) "
+            "to a folder laid out like the MuseTalk release: musetalkV15/ (or musetalk/), sd-vae/, whisper/")
+    root = Path(model_dir).expanduser()
+    if not root.is_dir():
+        raise ModelFilesMissing(f"model directory {str(root)!r} does not exist")
+    missing: list[str] = []
+    unet_config, unet_weights = _find_unet(root, missing)
+    vae_dir = root / VAE_DIR
+    _need(vae_dir / VAE_CONFIG, missing)
+    vae_weights = _first_of(vae_dir, VAE_WEIGHTS, missing)
+    whisper_dir = root / WHISPER_DIR
+    _need(whisper_dir / WHISPER_CONFIG, missing)
+    whisper_weights = _first_of(whisper_dir, WHISPER_WEIGHTS, missing)
+    if missing:
+        listed = "\n  ".join(missing)
+        raise ModelFilesMissing(f"model directory {str(root)!r} lacks {len(missing)} file(s):\n  {listed}")
+    preprocessor = whisper_dir / WHISPER_PREPROCESSOR
+    return ModelFiles(root, unet_config, unet_weights, vae_dir, vae_weights, whisper_dir, whisper_weights,
+                      preprocessor if preprocessor.is_file() else None)
+
+
+def _find_unet(root: Path, missing: list[str]) -> tuple[Path, Path]:
+    for folder, weights in UNET_LAYOUTS:
+        if (root / folder).is_dir():
+            _need(root / folder / UNET_CONFIG, missing)
+            _need(root / folder / weights, missing)
+            return root / folder / UNET_CONFIG, root / folder / weights
+    choices = " or ".join(f"{folder}/{UNET_CONFIG} + {folder}/{weights}" for folder, weights in UNET_LAYOUTS)
+    missing.append(f"{root}/{choices}")
+    return root, root
+
+
+def _first_of(folder: Path, names: tuple[str, ...], missing: list[str]) -> Path:
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    missing.append(str(folder / " or ".join(names)))
+    return folder / names[0]
+
+
+def _need(path: Path, missing: list[str]) -> None:
+    if not path.is_file():
+        missing.append(str(path))
+
+
+def _identity(small_files: list[Path], large_files: list[Path]) -> str:
+    """Hash of small files' bytes plus each large file's size and first and last IDENTITY_SAMPLE bytes."""
+    h = hashlib.sha256()
+    for path in small_files:
+        h.update(path.read_bytes())
+    for path in large_files:
+        size = path.stat().st_size
+        h.update(str(size).encode())
+        with open(path, "rb") as f:
+            h.update(f.read(IDENTITY_SAMPLE))
+            f.seek(max(0, size - IDENTITY_SAMPLE))
+            h.update(f.read(IDENTITY_SAMPLE))
+    return h.hexdigest()[:16]

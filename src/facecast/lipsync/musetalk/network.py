@@ -1,0 +1,94 @@
+"""The per-frame network: one UNet step at timestep 0 in the VAE's latent space, then the VAE decode.
+
+Input of the UNet (8 channels): the latent of the face crop with its lower half blacked out
+(channels 0-3), then the latent of the reference crop (channels 4-7). Condition: a frame's
+whisper window plus a sinusoidal position code. Output: the latent of the face crop with the
+mouth redrawn, decoded to pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from facecast.lipsync.musetalk.crops import CROP
+from facecast.lipsync.musetalk.windows import WINDOW, sinusoidal_encoding
+
+LATENT = CROP // 8  # 32: side of a VAE latent
+DEFAULT_SCALING = 0.18215  # sd-vae-ft-mse's latent scaling factor, when its config has none
+
+
+class LipsyncNet(nn.Module):
+    """UNet + VAE decoder as one module with fixed-shape inputs, for torch.compile and CUDA graphs.
+
+    unet: diffusers UNet2DConditionModel (in_channels 8, out_channels 4)
+    vae: diffusers AutoencoderKL
+    states: encoder states per whisper frame (5 for whisper-tiny)
+    """
+
+    def __init__(self, unet: nn.Module, vae: nn.Module, states: int):
+        super().__init__()
+        self.unet, self.vae = unet, vae
+        self.scaling = float(getattr(vae.config, "scaling_factor", None) or DEFAULT_SCALING)
+        width = int(unet.config.cross_attention_dim)
+        code = torch.from_numpy(sinusoidal_encoding(WINDOW * states, width))
+        self.register_buffer("position", code[None], persistent=False)  # (1, WINDOW * states, width)
+
+    def forward(self, latents: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """latents: (B, 8, 32, 32), audio: (B, WINDOW * states, width), both in the model's dtype.
+        Returns the redrawn crops (B, 3, 256, 256) in [0, 1], model dtype, RGB."""
+        condition = (audio.float() + self.position).to(audio.dtype)
+        latents = latents.contiguous(memory_format=torch.channels_last)
+        out = self.unet(latents, 0, encoder_hidden_states=condition, return_dict=False)[0]
+        image = self.vae.decode(out / self.scaling, return_dict=False)[0]
+        return (image * 0.5 + 0.5).clamp(0.0, 1.0)
+
+    @torch.inference_mode()
+    def encode_crops(self, crops: np.ndarray, batch: int = 16) -> torch.Tensor:
+        """The UNet's image input for each avatar crop.
+
+        crops: (F, 256, 256, 3) uint8 RGB -> (F, 8, 32, 32) in the model's dtype, on its device:
+        scaled mean latent of the crop with rows 128.. black, then of the whole crop.
+        """
+        param = next(self.vae.parameters())
+        out = []
+        for lo in range(0, len(crops), batch):
+            x = torch.from_numpy(np.ascontiguousarray(crops[lo: lo + batch])).to(param.device)
+            x = x.permute(0, 3, 1, 2).float() / 255.0
+            masked = x.clone()
+            masked[:, :, CROP // 2:, :] = 0.0
+            both = torch.cat([masked, x]) * 2.0 - 1.0
+            both = both.to(param.dtype).contiguous(memory_format=torch.channels_last)
+            mean = self.vae.encode(both, return_dict=False)[0].mode() * self.scaling
+            n = len(x)
+            out.append(torch.cat([mean[:n], mean[n:]], dim=1))
+        return torch.cat(out)
+
+
+class GraphedNet:
+    """A LipsyncNet captured as one CUDA graph at a fixed batch (eager kernels, no launch gaps).
+
+    Call with (latents, audio) of exactly the captured shapes; the returned tensor is a static
+    buffer that the next call overwrites, so consume it before calling again.
+    """
+
+    def __init__(self, net: Callable, latents: torch.Tensor, audio: torch.Tensor, warmup: int = 2):
+        self._latents, self._audio = latents.clone(), audio.clone()
+        stream = torch.cuda.Stream(device=latents.device)
+        stream.wait_stream(torch.cuda.current_stream(latents.device))
+        with torch.cuda.stream(stream), torch.inference_mode():
+            for _ in range(warmup):
+                net(self._latents, self._audio)
+        torch.cuda.current_stream(latents.device).wait_stream(stream)
+        self._graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self._graph), torch.inference_mode():
+            self._out = net(self._latents, self._audio)
+
+    def __call__(self, latents: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        self._latents.copy_(latents)
+        self._audio.copy_(audio)
+        self._graph.replay()
+        return self._out
