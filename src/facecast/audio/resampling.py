@@ -1,8 +1,6 @@
-"""Sample-rate conversion: whole buffers (scipy polyphase) and live streams (libswresample)."""
+"""Sample-rate conversion of whole buffers and live streams, with libswresample (PyAV)."""
 
 from __future__ import annotations
-
-from math import gcd
 
 import av
 import numpy as np
@@ -11,17 +9,21 @@ from facecast.errors import InvalidArgument
 
 
 def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
-    """Polyphase resampling: samples (N,) float -> (ceil(N * to_rate / from_rate),) float32."""
-    from scipy.signal import resample_poly  # imported here: scipy.signal costs 0.5 s at start-up
+    """Resample a whole buffer with libswresample: samples (N,) float -> (ceil(N * to_rate / from_rate),) float32.
 
+    (scipy.signal would do too, but importing it costs half a second of start-up.)
+    """
     _check_rate("from_rate", from_rate)
     _check_rate("to_rate", to_rate)
     samples = np.asarray(samples, dtype=np.float32)
     if from_rate == to_rate or samples.size == 0:
         return samples.copy()
-    g = gcd(int(from_rate), int(to_rate))
-    out = resample_poly(samples, int(to_rate) // g, int(from_rate) // g)
-    return out.astype(np.float32, copy=False)
+    stream = StreamResampler(from_rate, to_rate)
+    out = np.concatenate([stream.push(samples), stream.flush()])
+    want = -(-samples.size * int(to_rate) // int(from_rate))
+    if out.size < want:
+        out = np.pad(out, (0, want - out.size))
+    return out[:want].astype(np.float32, copy=False)
 
 
 class StreamResampler:
