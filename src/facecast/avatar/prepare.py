@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from scipy.ndimage import gaussian_filter1d
 
 from facecast.avatar.cache import AvatarCache, content_key
 from facecast.avatar.model import Avatar
@@ -65,6 +64,8 @@ def track_faces(frames: np.ndarray, path: Path, settings: PrepareSettings,
         raise NoFaceFound(f"{path}: a face was found in only {len(hits)} of {n} frames")
     filled = _fill_gaps(found, hits)
     if n > 1:
+        from scipy.ndimage import gaussian_filter1d
+
         filled = gaussian_filter1d(filled, LANDMARK_SIGMA, axis=0, mode="nearest")
     return filled.astype(np.float32)
 
