@@ -87,6 +87,9 @@ def _add_render(sub) -> None:
     p.add_argument("--voice", default="en", help="text-to-speech voice/language, e.g. en, de, fr (default en)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output .mp4 path")
     _add_render_options(p)
+    from facecast.video.cli import add_render_arguments
+
+    add_render_arguments(p)  # --stabilize, --temporal, --plate, --footlock, segments (video avatars)
     p.set_defaults(run=_run_render)
 
 
@@ -148,11 +151,20 @@ def _render(args, avatar_source: Path, speech) -> int:
                               preset=args.preset, backend=args.backend)
     options = {"model_dir": args.model_dir} if args.model_dir else {}
     backend = get_backend(args.backend, **options)
+    from facecast.video.render import VideoRender
+
+    video = VideoRender.from_args(args)  # None unless a video-avatar option was given
     start = time.perf_counter()
     with _progress("preparing", args.quiet) as progress:
-        avatar = prepare(avatar_source, progress=progress)
+        avatar = prepare(video.source(avatar_source, progress) if video else avatar_source, progress=progress)
+    if video:
+        video.attach(avatar)
+    target = video.staging(args.output) if video else args.output
     with _progress("rendering", args.quiet) as progress:
-        out = render_to_file(avatar, speech, args.output, settings, backend=backend, progress=progress)
+        out = render_to_file(avatar, speech, target, settings, backend=backend, progress=progress)
+    if video:
+        with _progress("post-processing", args.quiet) as progress:
+            out = video.finish(avatar, out, args.output, speech.audio, progress)
     frames = speech.audio.frame_count(args.fps)
     took = time.perf_counter() - start
     print(f"wrote {out}: {frames} frames, {speech.audio.duration:.2f} s, in {took:.1f} s "

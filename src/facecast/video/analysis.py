@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from facecast.errors import UnsupportedMedia
-from facecast.video.motion import MotionTracker
+from facecast.video.motion import IDENTITY, MotionTracker
 from facecast.video.stream import VideoInfo, frames
 from facecast.video.transforms import rescale
 
@@ -44,10 +44,12 @@ def analysis_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(16, int(round(w * scale))), max(16, int(round(h * scale)))
 
 
-def analyse(info: VideoInfo, *, ignore_person: bool = False, min_frames: int = 2,
-            progress: Progress | None = None) -> Analysis:
+def analyse(info: VideoInfo, *, track_camera: bool = True, ignore_person: bool = False, min_frames: int = 2,
+            max_frames: int | None = None, progress: Progress | None = None) -> Analysis:
     """Measure camera motion and picture change of every frame, streaming.
 
+    max_frames: analyse only the first frames (as many as a later step will use).
+    track_camera: False skips the camera motion (steps are identities), for plans only.
     ignore_person: track features only outside the person (selfie segmentation), so that a
     talking head does not count as camera motion. Raises UnsupportedMedia for videos with
     fewer than `min_frames` frames.
@@ -55,15 +57,18 @@ def analyse(info: VideoInfo, *, ignore_person: bool = False, min_frames: int = 2
     small = analysis_size(info.size)
     factor = small[0] / info.size[0]
     tracker, steps, change, inliers = MotionTracker(), [], [], []
-    segmenter = _segmenter() if ignore_person else None
+    segmenter = _segmenter() if ignore_person and track_camera else None
     prev = None
     try:
         for i, gray in enumerate(frames(info, gray_size=small)):
-            step = tracker.step(gray, _static_mask(segmenter, gray) if segmenter else None)
+            step = tracker.step(gray, _static_mask(segmenter, gray) if segmenter else None) if track_camera \
+                else IDENTITY
             steps.append(rescale(step.matrix, factor))
             inliers.append(step.inliers)
             change.append(0.0 if prev is None else float(cv2.absdiff(gray, prev).mean()))
             prev = gray
+            if max_frames is not None and i + 1 >= max_frames:
+                break
             if progress:
                 progress(i + 1, max(info.frame_count, i + 1))
     finally:

@@ -36,9 +36,10 @@ def soundtrack(path: Path) -> Audio | None:
         return None
 
 
-def open_mp4(path: Path, size: tuple[int, int], fps: float, audio: Audio | None = None) -> Mp4Writer:
+def open_mp4(path: Path, size: tuple[int, int], fps: float, audio: Audio | None = None, *,
+             crf: int = 18, preset: str = "veryfast") -> Mp4Writer:
     """An atomic MP4 writer; fps is rounded to whole frames per second (Mp4Writer's time base)."""
-    return Mp4Writer(path, size, max(1, int(round(fps))), audio, crf=18, preset="veryfast")
+    return Mp4Writer(path, size, max(1, int(round(fps))), audio, crf=crf, preset=preset)
 
 
 def write_json(path: Path, data: dict) -> Path:

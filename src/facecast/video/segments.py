@@ -12,9 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from facecast.errors import InvalidArgument
+from facecast.video.defaults import DEFAULT_MAX_SECONDS, DEFAULT_OVERLAP  # noqa: F401 (re-exported)
 
-DEFAULT_OVERLAP = 5  # frames cross-faded at each join
-DEFAULT_MAX_SECONDS = 10.0  # s: longest segment
 SEARCH = 0.25  # a cut may move this fraction of a segment's length from its even position
 FLAT = 1e-3  # grey levels: a motion signal varying less than this carries no information
 

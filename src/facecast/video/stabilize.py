@@ -12,9 +12,9 @@ import numpy as np
 
 from facecast.compose import feathered_mask
 from facecast.errors import InvalidArgument
+from facecast.video.defaults import DEFAULT_WINDOW  # noqa: F401 (re-exported)
 from facecast.video.transforms import CameraPath, params_of, similarity
 
-DEFAULT_WINDOW = 30  # frames: moving-average window of the camera path
 
 
 def moving_average(path: np.ndarray, window: int) -> np.ndarray:
@@ -76,9 +76,18 @@ def reshake_frame(frame: np.ndarray, warp: np.ndarray, original: np.ndarray | No
     """
     h, w = frame.shape[:2]
     inverse = np.linalg.inv(warp)
-    back = cv2.warpAffine(frame, inverse[:2], (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
     if original is None or region is None:
-        return back
+        return cv2.warpAffine(frame, inverse[:2], (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT101)
     polygon = cv2.perspectiveTransform(region.reshape(-1, 1, 2).astype(np.float64), inverse).reshape(-1, 2)
-    mask = feathered_mask(polygon, (h, w), feather_px)[..., None]
-    return (original.astype(np.float32) * (1.0 - mask) + back.astype(np.float32) * mask + 0.5).astype(np.uint8)
+    x0, y0 = np.maximum(np.floor(polygon.min(axis=0)).astype(int) - 1, 0)
+    x1, y1 = np.minimum(np.ceil(polygon.max(axis=0)).astype(int) + 1, (w, h))
+    out = np.array(original, copy=True)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return out
+    to_roi = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]]) @ inverse
+    back = cv2.warpAffine(frame, to_roi[:2], (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT101).astype(np.float32)
+    mask = feathered_mask(polygon - (x0, y0), (y1 - y0, x1 - x0), feather_px)[..., None]
+    roi = out[y0:y1, x0:x1].astype(np.float32)
+    out[y0:y1, x0:x1] = (roi + mask * (back - roi) + 0.5).astype(np.uint8)
+    return out

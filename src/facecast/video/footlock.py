@@ -1,0 +1,136 @@
+"""Foot locking: pin planted feet where they stand.
+
+For each contact, the foot's anchor is where it touched down (the median of its keypoints
+over the first ANCHOR_FRAMES frames of the contact), as a planted foot stays where it landed;
+the release at lift-off is hidden by the swing that follows. In each contact frame a similarity (least squares) maps the foot's keypoints onto
+the anchor; the frame is warped by it inside a feathered box around the foot, and that
+correction is blended 70/30 with the original frame. Frames outside contacts are untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from facecast.errors import InvalidArgument
+from facecast.video.contacts import ContactSettings, detect_contacts, ground_line, runs
+from facecast.video.temporal import edge_taper
+
+MIN_FOOT_PX = 12.0  # px: smallest foot length used for the correction box
+ANCHOR_FRAMES = 3  # frames at a contact's start whose median is the anchor
+
+
+@dataclass(frozen=True)
+class FootlockSettings:
+    """blend: share of the corrected frame in the foot box (0.7 = 70/30 with the original);
+    pad: box margin around the foot keypoints, in foot lengths."""
+
+    blend: float = 0.7
+    pad: float = 1.0
+    contacts: ContactSettings = field(default_factory=ContactSettings)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.blend <= 1.0:
+            raise InvalidArgument(f"foot-lock blend={self.blend!r} must be in [0, 1]")
+
+
+def anchor_targets(points: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+    """Where each foot should be: (F, 3, 2) px keypoints of one foot, (F,) bool contacts ->
+    (F, 3, 2) targets: the touch-down position inside each contact, the keypoints elsewhere."""
+    targets = points.copy()
+    for start, stop in runs(contacts):
+        targets[start:stop] = np.nanmedian(points[start: min(stop, start + ANCHOR_FRAMES)], axis=0)
+    return targets
+
+
+def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
+    """Least-squares similarity (2, 3) float64 mapping src (K, 2) onto dst (K, 2); rows with
+    NaN are ignored; a pure translation for a single point; None without points."""
+    ok = np.isfinite(src).all(axis=1) & np.isfinite(dst).all(axis=1)
+    s, d = src[ok].astype(np.float64), dst[ok].astype(np.float64)
+    if len(s) == 0:
+        return None
+    ms, md = s.mean(axis=0), d.mean(axis=0)
+    if len(s) == 1:
+        return np.array([[1.0, 0.0, md[0] - ms[0]], [0.0, 1.0, md[1] - ms[1]]])
+    a, b = s - ms, d - md
+    denom = (a ** 2).sum()
+    p = (a * b).sum() / denom if denom > 0 else 1.0
+    q = (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum() / denom if denom > 0 else 0.0
+    rot = np.array([[p, -q], [q, p]])
+    return np.hstack([rot, (md - rot @ ms)[:, None]])
+
+
+def correct_foot(frame: np.ndarray, src: np.ndarray, dst: np.ndarray, settings: FootlockSettings) -> np.ndarray:
+    """Move one foot from its keypoints src (3, 2) onto dst (3, 2) in (H, W, 3) uint8 `frame`
+    (in place) and return the frame."""
+    affine = fit_similarity(src, dst)
+    if affine is None:
+        return frame
+    box = _foot_box(np.vstack([src, dst]), _foot_length(src), settings.pad, frame.shape)
+    if box is None:
+        return frame
+    x0, y0, x1, y1 = box
+    roi = frame[y0:y1, x0:x1].astype(np.float32)
+    warped = cv2.warpAffine(frame, _roi_affine(affine, x0, y0), (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_REFLECT101).astype(np.float32)
+    weight = settings.blend * edge_taper((y1 - y0, x1 - x0), 0.2)[..., None]
+    frame[y0:y1, x0:x1] = (roi + weight * (warped - roi) + 0.5).astype(np.uint8)
+    return frame
+
+
+def _roi_affine(affine: np.ndarray, x0: int, y0: int) -> np.ndarray:
+    """The (2, 3) map from full-frame px to ROI px that applies `affine` (full frame px -> px)."""
+    out = affine.copy()
+    out[:, 2] -= (x0, y0)
+    return out
+
+
+def _foot_length(points: np.ndarray) -> float:
+    """Heel-to-toe distance (px) of (3, 2) keypoints, at least MIN_FOOT_PX."""
+    d = np.linalg.norm(points[2] - points[1]) if np.isfinite(points[1:]).all() else np.nan
+    return float(max(MIN_FOOT_PX, d if np.isfinite(d) else MIN_FOOT_PX))
+
+
+def _foot_box(points: np.ndarray, foot: float, pad: float, shape) -> tuple[int, int, int, int] | None:
+    finite = points[np.isfinite(points).all(axis=1)]
+    if not len(finite):
+        return None
+    h, w = shape[:2]
+    m = pad * foot
+    x0, y0 = np.floor(finite.min(axis=0) - m).astype(int)
+    x1, y1 = np.ceil(finite.max(axis=0) + m).astype(int)
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+    return (x0, y0, x1, y1) if x1 - x0 >= 4 and y1 - y0 >= 4 else None
+
+
+@dataclass(frozen=True)
+class LockResult:
+    """frames: (F, H, W, 3) uint8; contacts: (F, 2) bool; targets: (F, 2, 3, 2) px."""
+
+    frames: np.ndarray
+    contacts: np.ndarray
+    targets: np.ndarray
+
+
+def lock_feet(frames: np.ndarray, points: np.ndarray, *, fps: float, scale: float,
+              settings: FootlockSettings = FootlockSettings()) -> LockResult:
+    """Detect contacts on known keypoints and pin the feet.
+
+    frames: (F, H, W, 3) uint8 BGR; points: (F, 2, 3, 2) float px (feet x ankle/heel/toe, NaN
+    where missing); scale: body scale in px (leg length). Returns a LockResult; frames
+    without a contact are returned unchanged.
+    """
+    ground = ground_line(points)
+    out = frames.copy()
+    contacts = np.zeros(points.shape[:2], bool)
+    targets = points.copy()
+    for foot in range(points.shape[1]):
+        contacts[:, foot] = detect_contacts(points[:, foot], fps=fps, scale=scale, ground=ground,
+                                            settings=settings.contacts)
+        targets[:, foot] = anchor_targets(points[:, foot], contacts[:, foot])
+        for t in np.nonzero(contacts[:, foot])[0]:
+            correct_foot(out[t], points[t, foot], targets[t, foot], settings)
+    return LockResult(out, contacts, targets)

@@ -1,0 +1,116 @@
+"""Stabilised copies of video avatar sources, cached by content.
+
+Layout: <cache>/video/<key>/{stabilized.mp4, originals.npy, camera_path.json, meta.json}.
+stabilized.mp4 is what the avatar is prepared from; originals.npy (F, H, W, 3) uint8 holds the
+original frames at the same size (memory-mapped at render time), so re-shaking can paste the
+generated region back into untouched original pixels. The entry is built in a temporary
+folder and renamed into place, so an interrupted run leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from facecast.config import PrepareSettings, cache_dir
+from facecast.video.analysis import analyse
+from facecast.video.output import open_mp4
+from facecast.video.runner import run_segments
+from facecast.video.segments import plan_segments
+from facecast.video.stabilize import camera_path
+from facecast.video.stages import Stabilize
+from facecast.video.stream import frames, probe
+from facecast.video.transforms import CameraPath
+
+VERSION = 1  # bump when the stabilised output changes
+CHUNK_FRAMES = 64  # frames per batch while warping (stabilising keeps no state between frames)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class StableSource:
+    """A cached stabilised source: the video to prepare, the camera path, the original frames."""
+
+    folder: Path
+
+    @property
+    def video(self) -> Path:
+        return self.folder / "stabilized.mp4"
+
+    @property
+    def camera_file(self) -> Path:
+        return self.folder / "camera_path.json"
+
+    def camera(self) -> CameraPath:
+        return CameraPath.load(self.camera_file)
+
+    def originals(self) -> np.ndarray:
+        """(F, H, W, 3) uint8 BGR original frames, memory-mapped read-only."""
+        return np.load(self.folder / "originals.npy", mmap_mode="r")
+
+
+def stabilized_source(source: Path, *, window: int, ignore_person: bool = True,
+                      settings: PrepareSettings = PrepareSettings(), progress: Progress | None = None) -> StableSource:
+    """Stabilise a video avatar source at the size and length avatar preparation will use,
+    or find it in the cache."""
+    source = Path(source)
+    info = probe(source, max_long_side=settings.max_long_side)
+    key = _key(source, {"window": window, "ignore_person": ignore_person, "max_long_side": settings.max_long_side,
+                        "max_seconds": settings.max_video_seconds, "version": VERSION})
+    folder = cache_dir() / "video" / key
+    if (folder / "meta.json").is_file():
+        return StableSource(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder.parent))
+    try:
+        limit = int(settings.max_video_seconds * info.fps) + 1  # as many frames as read_visual keeps
+        analysis = analyse(info, ignore_person=ignore_person, max_frames=limit, progress=progress)
+        camera = camera_path(analysis.steps, info.size, info.fps, window)
+        _write(info, camera, analysis.frame_count, tmp)
+        (tmp / "meta.json").write_text(json.dumps({"source": source.name, "frames": analysis.frame_count}))
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return StableSource(folder)
+
+
+def _write(info, camera: CameraPath, count: int, folder: Path) -> None:
+    """stabilized.mp4, originals.npy and camera_path.json of the first `count` frames."""
+    w, h = info.size
+    originals = np.lib.format.open_memmap(folder / "originals.npy", mode="w+", dtype=np.uint8, shape=(count, h, w, 3))
+    source = _keep_originals(frames(info), originals, count)
+    plan = plan_segments(count, None, max_frames=CHUNK_FRAMES, overlap=0)
+    with open_mp4(folder / "stabilized.mp4", info.size, info.fps, crf=14) as writer:
+        run_segments(source, plan, [Stabilize(camera.warps)], writer.write, overlap=0)
+    originals.flush()
+    del originals
+    camera.save(folder / "camera_path.json")
+
+
+def _keep_originals(source, originals: np.ndarray, count: int):
+    """Pass frames through, copying the first `count` into `originals`."""
+    for i, frame in enumerate(source):
+        if i >= count:
+            return
+        originals[i] = frame
+        yield frame
+
+
+def _key(source: Path, settings: dict) -> str:
+    h = hashlib.sha256()
+    with source.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    return h.hexdigest()[:24]

@@ -1,0 +1,115 @@
+"""Per-segment stages for the segment runner: each takes (frames (n, H, W, 3) uint8 BGR,
+frame numbers (n,) int64) and returns processed frames of the same shape, and starts from a
+clean state on every call (every segment)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from facecast.video.composite import Background, composite
+from facecast.video.footlock import FootlockSettings, lock_feet
+from facecast.video.matte import PersonSegmenter, smooth3
+from facecast.video.stabilize import reshake_frame, stabilize_frame
+from facecast.video.temporal import Box, FlowBlender, TemporalSettings
+
+Lookup = Callable[[int], object]  # frame number -> per-frame data (a warp, a box, a frame, ...)
+
+
+@dataclass
+class Stabilize:
+    """Warp each frame onto the smooth camera path. warps: (F, 3, 3) stabilising warps."""
+
+    warps: np.ndarray
+
+    def __call__(self, frames: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+        return np.stack([stabilize_frame(f, self.warps[n]) for f, n in zip(frames, numbers)])
+
+
+@dataclass
+class Reshake:
+    """Put stabilised frames back on the original camera path.
+
+    warp(n): (3, 3) stabilising warp of output frame n. original(n): the original
+    (H, W, 3) uint8 frame and region(n): a (4, 2) polygon in stabilised px around what
+    changed, both optional: with them, only that region is warped back and pasted.
+    """
+
+    warp: Lookup
+    original: Lookup | None = None
+    region: Lookup | None = None
+
+    def __call__(self, frames: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+        out = np.empty_like(frames)
+        for i, (f, n) in enumerate(zip(frames, numbers)):
+            original = self.original(n) if self.original else None
+            region = self.region(n) if self.region else None
+            out[i] = reshake_frame(f, self.warp(n), original, region)
+        return out
+
+
+@dataclass
+class Temporal:
+    """Flow-guided blending of the region box(n) (None: whole frame), reset per segment."""
+
+    box: Callable[[int], Box | None] = lambda n: None
+    settings: TemporalSettings = field(default_factory=TemporalSettings)
+
+    def __call__(self, frames: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+        blender = FlowBlender(self.settings)
+        return np.stack([blender(f, self.box(int(n))) for f, n in zip(frames, numbers)])
+
+
+@dataclass
+class Composite:
+    """The person over a new background (mattes smoothed over 3 frames)."""
+
+    background: Background
+    person_seen: bool = False
+
+    def __post_init__(self) -> None:
+        self._segmenter = PersonSegmenter()
+
+    def __call__(self, frames: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+        mattes = smooth3(np.stack([self._segmenter.matte(f) for f in frames]), "mean")
+        self.person_seen |= bool((mattes > 0.5).any())
+        backgrounds = np.stack([self.background.frame(int(n)) for n in numbers])
+        return composite(frames, mattes, backgrounds)
+
+    def close(self) -> None:
+        self._segmenter.close()
+
+
+@dataclass
+class Footlock:
+    """Pin planted feet; keypoints from mediapipe pose, or from `keypoints(numbers)` ->
+    (n, 2, 3, 2) px when given (known tracks). Counts what it saw for the report."""
+
+    fps: float
+    settings: FootlockSettings = field(default_factory=FootlockSettings)
+    keypoints: Callable[[np.ndarray], np.ndarray] | None = None
+    scale: float | None = None  # body scale (px) of known keypoints; default: a quarter of the height
+    person_frames: int = 0
+    feet_frames: int = 0
+    contact_frames: int = 0
+
+    def __call__(self, frames: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+        points, scale = self._points(frames, numbers)
+        self.feet_frames += int(np.isfinite(points).all(axis=3).any(axis=(1, 2)).sum())
+        if not np.isfinite(points).any():
+            return frames
+        result = lock_feet(frames, points, fps=self.fps, scale=scale, settings=self.settings)
+        self.contact_frames += int(result.contacts.any(axis=1).sum())
+        return result.frames
+
+    def _points(self, frames: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, float]:
+        if self.keypoints is not None:
+            return np.asarray(self.keypoints(numbers), np.float32), self.scale or frames.shape[1] / 4.0
+        from facecast.video.pose import PoseTracker
+
+        with PoseTracker() as tracker:
+            tracks = tracker.track(frames)
+        self.person_frames += int(tracks.person.sum())
+        return tracks.points, tracks.scale(frames.shape[1])
