@@ -1,0 +1,192 @@
+"""Speech waiting to be shown: utterances of mouth features and the audio they go with.
+
+Audio is the master clock. Output frame f covers output samples [f*sr/fps, (f+1)*sr/fps); an
+utterance's frames are taken in order and each carries exactly the samples of the output frame it
+becomes, so picture and sound stay locked however utterances and idle gaps are interleaved.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facecast.audio.resampling import StreamResampler
+from facecast.lipsync.base import FeatureStream
+
+COMPACT_SAMPLES = 48_000  # samples: a consumed prefix longer than this is dropped
+
+
+def frame_samples(frame: int, sample_rate: int, fps: int) -> int:
+    """Number of samples output frame `frame` covers: [f*sr/fps, (f+1)*sr/fps), rounded."""
+    return int(round((frame + 1) * sample_rate / fps)) - int(round(frame * sample_rate / fps))
+
+
+@dataclass
+class Utterance:
+    """One stretch of speech.
+
+    features: (N, C) float32 rows, one per video frame; pcm: (M,) float32 at the session rate.
+    complete: no more rows or samples will come (a clip, or a live utterance that ended).
+    marks: (first sample index, arrival time s) of live chunks, oldest first.
+    """
+
+    features: np.ndarray
+    pcm: np.ndarray
+    complete: bool
+    marks: deque = field(default_factory=deque)
+    row: int = 0  # next row to show
+    sample: int = 0  # output samples the shown rows span
+    fed: int = 0  # samples handed out (>= sample while a lead runs ahead)
+
+    def ready(self) -> int:
+        """Rows that can be shown now (their audio has arrived, or the utterance is complete)."""
+        return len(self.features) - self.row
+
+    def exhausted(self) -> bool:
+        return self.complete and self.row >= len(self.features)
+
+
+@dataclass
+class Taken:
+    """Frames taken from the queue: features (B, C), pcm (n,), live-chunk arrival times shown."""
+
+    features: np.ndarray
+    pcm: np.ndarray
+    arrivals: list[float]
+
+
+class SpeechQueue:
+    """Utterances in play order. Not thread-safe: the session's producer thread owns it.
+
+    sample_rate: session (output) rate in Hz; fps: frames per second; columns: feature width;
+    stream_factory(rate, fps): a FeatureStream for live audio (the backend's stream_features).
+    """
+
+    def __init__(self, sample_rate: int, fps: int, columns: int, stream_factory):
+        self.sample_rate, self.fps, self.columns = sample_rate, fps, columns
+        self._factory = stream_factory
+        self._queue: deque[Utterance] = deque()
+        self._live: FeatureStream | None = None
+        self._resamplers: dict[int, StreamResampler] = {}
+
+    # -- input -------------------------------------------------------------------------------
+    def add_clip(self, features: np.ndarray, pcm: np.ndarray) -> None:
+        """A whole utterance: features (N, C), pcm (M,) at the session rate."""
+        self._close_live()
+        self._queue.append(Utterance(np.asarray(features, np.float32), np.asarray(pcm, np.float32), True))
+
+    def push(self, samples: np.ndarray, rate: int, arrived: float) -> None:
+        """Live audio: samples (n,) float32 at `rate` Hz, arrived at monotonic time `arrived` (s)."""
+        pcm = self._resample(samples, rate)
+        utt = self._open_live()
+        utt.marks.append((len(utt.pcm), arrived))
+        utt.pcm = np.concatenate([utt.pcm, pcm])
+        self._add_rows(utt, self._live.push(pcm))
+
+    def end(self) -> None:
+        """End of the live utterance: its last frames become ready."""
+        self._close_live()
+
+    def clear(self) -> None:
+        """Interrupt: drop everything queued, live audio included."""
+        self._queue.clear()
+        self._live = None
+        for resampler in self._resamplers.values():
+            resampler.reset()
+
+    # -- output ------------------------------------------------------------------------------
+    def ready(self) -> int:
+        """Frames that can be taken now."""
+        self._pop_exhausted()
+        return self._queue[0].ready() if self._queue else 0
+
+    @property
+    def live_open(self) -> bool:
+        """A live utterance is receiving audio (its next frames are on their way)."""
+        return self._live is not None
+
+    def queued_seconds(self) -> float:
+        """Audio queued and not yet shown, in seconds."""
+        return sum(len(u.pcm) - u.sample for u in self._queue) / self.sample_rate
+
+    def take(self, first_frame: int, count: int, lead: int = 0) -> Taken:
+        """Up to `count` ready frames of the head utterance, as output frames first_frame.. .
+
+        lead: samples of a complete utterance's audio to hand out ahead of its frames (so the
+        audio encoder's delay is covered); the audio handed out never passes the utterance's end.
+        """
+        self._pop_exhausted()
+        utt = self._queue[0]
+        n = min(count, utt.ready())
+        rows = utt.features[utt.row: utt.row + n]
+        utt.row += n
+        utt.sample += sum(frame_samples(first_frame + i, self.sample_rate, self.fps) for i in range(n))
+        pcm = self._audio_out(utt, lead if utt.complete and not utt.exhausted() else 0)
+        arrivals = []
+        while utt.marks and utt.marks[0][0] < utt.sample:
+            arrivals.append(utt.marks.popleft()[1])
+        _compact(utt)
+        self._pop_exhausted()
+        return Taken(rows, pcm, arrivals)
+
+    @staticmethod
+    def _audio_out(utt: Utterance, lead: int) -> np.ndarray:
+        """Samples [utt.fed, utt.sample + lead); zeros where shown frames overhang the audio."""
+        end = utt.sample + lead
+        if end <= utt.fed:
+            return np.zeros(0, np.float32)
+        pcm = utt.pcm[utt.fed: end]
+        missing = utt.sample - utt.fed - len(pcm)
+        if missing > 0:
+            pcm = np.concatenate([pcm, np.zeros(missing, np.float32)])
+        utt.fed += len(pcm)
+        return pcm
+
+    def silence(self, first_frame: int, count: int, rows: np.ndarray) -> Taken:
+        """Idle frames: the given closed-mouth rows (count, C) and silent audio."""
+        n = sum(frame_samples(first_frame + i, self.sample_rate, self.fps) for i in range(count))
+        return Taken(rows, np.zeros(n, np.float32), [])
+
+    # -- internals ---------------------------------------------------------------------------
+    def _open_live(self) -> Utterance:
+        if self._live is None:
+            self._live = self._factory(self.sample_rate, self.fps)
+            empty = np.zeros((0, self.columns), np.float32)
+            self._queue.append(Utterance(empty, np.zeros(0, np.float32), False))
+        return self._queue[-1]
+
+    def _close_live(self) -> None:
+        if self._live is None:
+            return
+        utt = self._queue[-1]
+        self._add_rows(utt, self._live.flush())
+        utt.complete = True
+        self._live = None
+
+    def _add_rows(self, utt: Utterance, rows: np.ndarray) -> None:
+        if len(rows):
+            utt.features = np.concatenate([utt.features, np.asarray(rows, np.float32).reshape(len(rows), -1)])
+
+    def _resample(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        if rate == self.sample_rate:
+            return np.asarray(samples, np.float32)
+        if rate not in self._resamplers:
+            self._resamplers[rate] = StreamResampler(rate, self.sample_rate)
+        return self._resamplers[rate].push(samples)
+
+    def _pop_exhausted(self) -> None:
+        while self._queue and self._queue[0].exhausted():
+            self._queue.popleft()
+
+
+def _compact(utt: Utterance) -> None:
+    """Forget what a long utterance has already shown, so a live one never grows without bound."""
+    if utt.complete or utt.sample < COMPACT_SAMPLES:  # a clip's arrays are never copied
+        return
+    utt.pcm = utt.pcm[utt.sample:]
+    utt.features = utt.features[utt.row:]
+    utt.marks = deque((index - utt.sample, t) for index, t in utt.marks)
+    utt.fed -= utt.sample
+    utt.sample, utt.row = 0, 0
