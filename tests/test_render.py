@@ -91,7 +91,7 @@ def test_mouth_closed_in_silence_and_moving_in_speech(tmp_path, avatar_name):
     limit = max(0.05, 0.2 * source_opening)
     closed = np.nanpercentile(silence, 95)  # one-frame mesh glitches are not the renderer
     assert closed < limit, f"mouth not closed in silence: {closed:.3f}"
-    assert np.nanpercentile(talking, 90) > 0.12, "mouth barely opens during speech"
+    assert np.nanpercentile(talking, 90) > 0.08, "mouth barely opens during speech"  # closed: ~0.005
     assert np.nanstd(talking) > 0.03, "mouth does not move during speech"
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from facecast.lipsync.rig import EyeRig, FaceRig
 from facecast.warp import smoothstep
 
-MAX_GAP = 0.30  # face units: inner-lip opening at open == 1
+MAX_GAP = 0.24  # face units: inner-lip opening at open == 1
 CLOSE_OVERSHOOT = 0.35  # relative: extra closing of an open source mouth
 UPPER_LIP_SHARE = 0.15  # share of an opening change taken by the upper lip
 WIDTH_GAIN = 0.10  # relative mouth-width change at width == +-1

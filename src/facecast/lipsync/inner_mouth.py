@@ -35,7 +35,7 @@ class MouthColors:
         light = float(np.clip(grey / 120.0, 0.55, 1.25))
         tint = lip / max(grey, 1.0)
         return cls(
-            cavity=(lip * 0.18).astype(np.float32),
+            cavity=(lip * 0.26).astype(np.float32),
             tongue=(lip * 0.55).astype(np.float32),
             teeth=np.clip(175.0 * light * (0.9 + 0.1 * tint), 0, 255).astype(np.float32),
         )
@@ -93,7 +93,7 @@ def _inside_colors(a, b, upper, lower, colors: MouthColors) -> np.ndarray:
     col = colors.cavity[None, None, :] * (0.8 + 0.4 * np.abs(depth - 0.5))[..., None]
     tongue = smoothstep((depth - 0.55) / 0.35) * smoothstep((gap - 0.08) / 0.08)
     col = col + (colors.tongue - colors.cavity)[None, None, :] * (0.6 * tongue)[..., None]
-    tooth_h = np.minimum(0.04, 0.3 * gap)
+    tooth_h = np.minimum(0.045, 0.38 * gap)
     upper_teeth = (1.0 - smoothstep((b - top - tooth_h) / 0.012)) * (1.0 - smoothstep((across - 0.7) / 0.2))
     low_h = np.clip(0.2 * (gap - 0.18), 0.0, 0.025)
     lower_teeth = (1.0 - smoothstep((bottom - b - low_h) / 0.01)) * (low_h > 0) * (1.0 - smoothstep((across - 0.6) / 0.2))
