@@ -14,8 +14,7 @@ import numpy as np
 from facecast.errors import InvalidArgument
 from facecast.lipsync.base import FeatureStream
 from facecast.lipsync.musetalk.whisper import SEGMENT_SAMPLES, SEGMENT_STATES, WhisperStates
-from facecast.lipsync.musetalk.windows import (WHISPER_RATE, WINDOW, gather_windows, samples_needed, state_count,
-                                               window_starts)
+from facecast.lipsync.musetalk.windows import WHISPER_RATE, WINDOW, gather_windows, samples_needed, window_starts
 
 
 class WhisperFeatureStream(FeatureStream):
@@ -81,7 +80,7 @@ class WhisperFeatureStream(FeatureStream):
                 self._segment_start += SEGMENT_STATES
 
     def _encode(self) -> None:
-        fresh = self.whisper.segment_states(self._segment)[: state_count(len(self._segment))]
+        fresh = self.whisper.segment_states(self._segment)
         keep = self._states[: max(0, self._segment_start - self._states_start)]
         if len(keep) == 0:
             self._states_start = self._segment_start

@@ -57,11 +57,13 @@ class WhisperStates:
 
     @torch.inference_mode()
     def segment_states(self, samples: np.ndarray) -> np.ndarray:
-        """States of one segment's audio so far: samples (n <= 480000,) -> (1500, depth, width) float32."""
+        """States of one segment's audio so far (zero-padded to 30 s):
+        samples (n <= 480000,) float32 -> (ceil(n / 320), depth, width) float32."""
         padded = np.zeros(SEGMENT_SAMPLES, np.float32)
         padded[: len(samples)] = samples[:SEGMENT_SAMPLES]
         audio = torch.from_numpy(padded).to(self.device)[None]
-        return self.encode(self.log_mel(audio))[0].float().cpu().numpy()
+        states = self.encode(self.log_mel(audio))[0, : state_count(min(len(samples), SEGMENT_SAMPLES))]
+        return states.float().cpu().numpy()
 
     # -- the two stages ----------------------------------------------------------
     def log_mel(self, audio: torch.Tensor) -> torch.Tensor:
