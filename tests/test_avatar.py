@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -29,6 +30,10 @@ def test_every_portrait_prepares(portraits, cache):
         x0, y0, x1, y1 = avatar.boxes[0]
         assert x1 - x0 > 10 and y1 - y0 > 10, path.name
         assert avatar.face_scale() > 10, path.name
+        assert avatar.lower_face.shape[0] == 1 and avatar.mouth.shape == (1, 20, 2)
+        lips = avatar.landmarks[0, 13, :2]
+        assert cv2.pointPolygonTest(avatar.lower_face[0], tuple(map(float, lips)), False) > 0, path.name
+        assert cv2.pointPolygonTest(avatar.mouth[0], tuple(map(float, lips)), False) > 0, path.name
 
 
 def test_second_prepare_loads_from_cache_quickly(cache):

@@ -1,6 +1,6 @@
 """The on-disk avatar cache, keyed by a content hash of the source and the settings.
 
-Layout: <root>/avatars/<key>/{meta.json, frames.npy, landmarks.npy, boxes.npy, ...}
+Layout: <root>/avatars/<key>/{meta.json, frames.npy, landmarks.npy, boxes.npy, masks.npz, ...}
 An entry is written to a temporary folder and renamed into place, so a failed or
 interrupted preparation never leaves a partial entry.
 """
@@ -21,7 +21,7 @@ from facecast.avatar.model import Avatar
 from facecast.config import cache_dir
 from facecast.errors import NotFound
 
-PREPARE_VERSION = 1  # bump when preparation output changes
+PREPARE_VERSION = 2  # bump when preparation output changes
 KEY_PATTERN = re.compile(r"^[0-9a-f]{24}$")
 
 
@@ -55,18 +55,21 @@ class AvatarCache:
             raise NotFound(f"avatar {key!r} is not in the cache")
         meta = json.loads(meta_file.read_text())
         mmap = "r" if meta["frames"] > 1 else None
+        masks = np.load(folder / "masks.npz")
         return Avatar(
             id=key,
             name=meta["name"],
             frames=np.load(folder / "frames.npy", mmap_mode=mmap),
             landmarks=np.load(folder / "landmarks.npy"),
             boxes=np.load(folder / "boxes.npy"),
+            lower_face=masks["lower_face"],
+            mouth=masks["mouth"],
             fps=float(meta["fps"]),
             cache_dir=folder,
         )
 
     def store(self, key: str, name: str, frames: np.ndarray, landmarks: np.ndarray,
-              boxes: np.ndarray, fps: float) -> Avatar:
+              boxes: np.ndarray, masks: dict[str, np.ndarray], fps: float) -> Avatar:
         """Write an entry atomically and return it loaded."""
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=self.root))
@@ -74,6 +77,7 @@ class AvatarCache:
             np.save(tmp / "frames.npy", np.ascontiguousarray(frames))
             np.save(tmp / "landmarks.npy", landmarks.astype(np.float32))
             np.save(tmp / "boxes.npy", boxes.astype(np.float32))
+            np.savez(tmp / "masks.npz", **masks)
             meta = {"name": name, "frames": int(frames.shape[0]), "fps": fps,
                     "width": int(frames.shape[2]), "height": int(frames.shape[1]), "created": time.time()}
             (tmp / "meta.json").write_text(json.dumps(meta))

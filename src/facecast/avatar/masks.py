@@ -44,3 +44,23 @@ def rasterize(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     mask = np.zeros(shape, np.uint8)
     cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
     return mask.astype(bool)
+
+
+POLYGON_POINTS = 48  # stored polygons are padded to this many vertices
+
+
+def frame_masks(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower-face and mouth polygons of every frame.
+
+    landmarks: (F, 478, 2+) px -> ((F, POLYGON_POINTS, 2), (F, 20, 2)) float32, each lower-face
+    polygon padded by repeating its last vertex (which does not change its area).
+    """
+    lower = np.stack([_pad(lower_face_polygon(lm), POLYGON_POINTS) for lm in landmarks])
+    mouth = np.stack([mouth_polygon(lm) for lm in landmarks])
+    return lower.astype(np.float32), mouth.astype(np.float32)
+
+
+def _pad(polygon: np.ndarray, n: int) -> np.ndarray:
+    if len(polygon) >= n:
+        return polygon[:n]
+    return np.concatenate([polygon, np.repeat(polygon[-1:], n - len(polygon), axis=0)])

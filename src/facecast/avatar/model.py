@@ -17,6 +17,8 @@ class Avatar:
     frames: (F, H, W, 3) uint8 BGR; F == 1 for a photo (may be a read-only memmap)
     landmarks: (F, 478, 3) float32; x, y in pixels, z in pixels (mediapipe's relative depth)
     boxes: (F, 4) float32 face box x0, y0, x1, y1 in pixels, smoothed over time for video
+    lower_face: (F, P, 2) float32 px polygon of the region the mouth may change, per frame
+    mouth: (F, 20, 2) float32 px polygon around the lips, per frame
     fps: source frame rate (0.0 for a photo)
     """
 
@@ -25,6 +27,8 @@ class Avatar:
     frames: np.ndarray
     landmarks: np.ndarray
     boxes: np.ndarray
+    lower_face: np.ndarray
+    mouth: np.ndarray
     fps: float
     cache_dir: Path
 

@@ -9,6 +9,7 @@ from typing import Callable
 import numpy as np
 
 from facecast.avatar.cache import AvatarCache, content_key
+from facecast.avatar.masks import frame_masks
 from facecast.avatar.model import Avatar
 from facecast.config import PrepareSettings
 from facecast.errors import NoFaceFound, UnsupportedMedia
@@ -38,7 +39,9 @@ def prepare(source: str | Path, settings: PrepareSettings = PrepareSettings(), *
     visual = read_visual(path, max_long_side=settings.max_long_side, max_seconds=settings.max_video_seconds)
     landmarks = track_faces(visual.frames, path, settings, progress)
     boxes = smooth_boxes(landmarks, settings.box_smoothing)
-    return cache.store(key, path.name, visual.frames, landmarks, boxes, visual.fps)
+    lower_face, mouth = frame_masks(landmarks)
+    return cache.store(key, path.name, visual.frames, landmarks, boxes,
+                       {"lower_face": lower_face, "mouth": mouth}, visual.fps)
 
 
 def track_faces(frames: np.ndarray, path: Path, settings: PrepareSettings,

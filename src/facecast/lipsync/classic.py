@@ -125,7 +125,7 @@ class ClassicBackend(LipsyncBackend):
 def build_state(avatar: Avatar, src: int, idle: bool) -> FrameState:
     """Rig, warp grid and masks of source frame `src`."""
     landmarks = avatar.landmarks[src]
-    rig = FaceRig.from_landmarks(landmarks)
+    rig = FaceRig.from_landmarks(landmarks, avatar.lower_face[src])
     margin = 4 * GRID_STEP  # px around the polygon, so the mask's feather fits inside the grid
     lower_box = np.concatenate([rig.lower_face.min(0) - margin, rig.lower_face.max(0) + margin])
     box = rig.head_box() if idle else lower_box

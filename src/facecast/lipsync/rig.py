@@ -72,8 +72,9 @@ class FaceRig:
     eyes: tuple[EyeRig, EyeRig]
 
     @classmethod
-    def from_landmarks(cls, landmarks: np.ndarray) -> "FaceRig":
-        """landmarks: (478, 2+) float pixel coordinates."""
+    def from_landmarks(cls, landmarks: np.ndarray, lower_face: np.ndarray | None = None) -> "FaceRig":
+        """landmarks: (478, 2+) float pixel coordinates; lower_face: (P, 2) px polygon
+        (the avatar's cached one), computed from the landmarks when None."""
         ff = FaceFrame.from_landmarks(landmarks)
         face = ff.to_face(landmarks[:, :2])
         upper, lower = face[topo.LIPS_INNER_UPPER], face[topo.LIPS_INNER_LOWER]
@@ -89,7 +90,7 @@ class FaceRig:
             nose_b=float(face[topo.NOSE_BOTTOM, 1]),
             chin_b=float(face[topo.CHIN, 1]),
             jaw_half_width=_half_width_curve(oval),
-            lower_face=lower_face_polygon(landmarks),
+            lower_face=lower_face_polygon(landmarks) if lower_face is None else lower_face,
             head_center=np.array([(box_min[0] + box_max[0]) / 2, box_min[1] + 0.42 * (box_max[1] - box_min[1])]),
             head_radii=np.array([0.75 * (box_max[0] - box_min[0]), 0.78 * (box_max[1] - box_min[1])]),
             eyes=(_eye(face, topo.EYE_L_UPPER, topo.EYE_L_LOWER, topo.BROW_L),
