@@ -1,0 +1,66 @@
+"""create_app(settings): the FastAPI application, assembled from small routers.
+
+Models and the default avatar load once at start (lifespan), with a warm-up. Adding a router is
+one line in ROUTERS (e.g. the live-portrait router: `app.include_router(live.router)`).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from facecast import __version__
+from facecast.server.errors import install_handlers
+from facecast.server.routes import avatars, generate, live_audio, sessions, system, web
+from facecast.server.runtime import Runtime
+from facecast.server.security import BodyLimit, TokenGuard
+from facecast.server.settings import ServerSettings
+
+ROUTERS = (system.router, avatars.router, generate.router, sessions.router, live_audio.router, web.router)
+
+DESCRIPTION = """Real-time talking avatars. Upload a portrait (or use the default astronaut), then
+speak through it: `POST /generate` returns a whole MP4; `POST /sessions` + `GET /stream/{id}` stream a
+fragmented MP4 (H.264 + AAC) while it is generated; live sessions take 16-bit PCM over
+`/ws/sessions/{id}/audio`. When FACECAST_API_TOKEN is set, every request needs
+`Authorization: Bearer <token>` (or `?token=`)."""
+
+
+def create_app(settings: ServerSettings | None = None) -> FastAPI:
+    """The application; nothing heavy happens until it starts (lifespan)."""
+    settings = settings or ServerSettings.from_env()
+    runtime = Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = FastAPI(title="facecast", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.runtime = runtime
+    install_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + FORM_OVERHEAD)
+    app.add_middleware(TokenGuard, token=settings.token)
+    app.add_middleware(ReceivedAt)
+    return app
+
+
+FORM_OVERHEAD = 64 * 1024  # bytes of multipart framing and small fields allowed beyond an upload's limit
+
+
+class ReceivedAt:
+    """Stamp each request with the monotonic time it arrived (scope state 'received')."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            scope.setdefault("state", {})["received"] = time.monotonic()
+        await self.app(scope, receive, send)

@@ -1,0 +1,46 @@
+"""`facecast serve`: the HTTP server and web client (registered by facecast.cli)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("serve", help="HTTP server with a web client: stream talking avatars to a browser",
+                       description="Serve the API and the web client. Binds 127.0.0.1 unless told otherwise. "
+                                   "Set FACECAST_API_TOKEN to require a token on every request.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--host", default=LOOPBACK, help="address to listen on (0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port")
+    p.add_argument("--max-upload-mb", type=float, default=None, help="largest upload in MiB (default 50)")
+    p.add_argument("--data-dir", type=Path, default=None, help="uploaded sources and the avatar index "
+                                                              "(default <cache>/server)")
+    p.add_argument("--max-sessions", type=int, default=None, help="sessions generating at once (default 16)")
+    p.add_argument("--grace", type=float, default=None, help="seconds a session lives without readers (default 10)")
+    p.add_argument("--backend", default=None, help="lip-sync backend (default classic)")
+    p.add_argument("--no-warmup", action="store_true", help="skip the warm-up at start")
+    p.add_argument("--log-level", default="info", help="uvicorn log level")
+    p.set_defaults(run=run_serve)
+
+
+def run_serve(args) -> int:
+    import uvicorn
+
+    from facecast.server.app import create_app
+    from facecast.server.settings import MB, ServerSettings
+
+    settings = ServerSettings.from_env(
+        host=args.host, port=args.port, data_dir=args.data_dir, max_sessions=args.max_sessions,
+        session_grace_s=args.grace, backend=args.backend,
+        max_upload_bytes=int(args.max_upload_mb * MB) if args.max_upload_mb else None,
+        warmup=False if args.no_warmup else None)
+    if settings.host not in (LOOPBACK, "localhost", "::1") and not os.environ.get("FACECAST_API_TOKEN"):
+        print(f"facecast: warning: listening on {settings.host} without FACECAST_API_TOKEN: anyone who can reach "
+              "this address can use the server")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level,
+                ws_max_size=settings.max_chunk_bytes + 1024, timeout_graceful_shutdown=5)
+    return 0

@@ -1,0 +1,1 @@
+"""HTTP and WebSocket routes, one small router per concern; create_app includes them."""

@@ -1,0 +1,125 @@
+"""WebSocket /ws/sessions/{id}/audio: live 16-bit PCM from a voice agent into a live session.
+
+Protocol (the sample rate is given at open: ?sample_rate=16000, default 16000):
+  client -> server  binary: mono signed 16-bit little-endian PCM, any chunk size up to the limit
+                    text:   {"type": "end"}        end of utterance (its last frames are shown)
+                            {"type": "interrupt"}  drop queued audio and frames; the mouth closes
+                            {"type": "ping"}
+  server -> client  {"type": "ready", "session": id, "sample_rate": hz}
+                    {"type": "ended"} / {"type": "interrupted"} / {"type": "pong"}
+                    {"type": "error", "detail": "..."}; bad messages are answered, never fatal.
+A full queue holds the reader back (TCP back-pressure) instead of buffering without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from facecast.errors import FacecastError
+from facecast.server.runtime import Runtime
+from facecast.streaming.session import Session
+
+router = APIRouter(tags=["sessions"])
+
+DEFAULT_RATE = 16000  # Hz
+RATE_RANGE = (8000, 96000)  # Hz
+FULL_RETRY_S = 0.01  # s between retries while the session's queue is full
+CLOSE_POLICY = 1008  # WebSocket close code: policy violation (bad id, rate, kind)
+
+
+@router.websocket("/ws/sessions/{session_id}/audio")
+async def live_audio(websocket: WebSocket, session_id: str):
+    rt: Runtime = websocket.app.state.runtime
+    await websocket.accept()
+    try:
+        session, rate = _open(rt, session_id, websocket.query_params.get("sample_rate"))
+    except FacecastError as exc:
+        await _refuse(websocket, str(exc))
+        return
+    if session.audio_connected:
+        await _refuse(websocket, f"session {session_id!r} already has an audio connection")
+        return
+    session.audio_connected = True
+    try:
+        await websocket.send_json({"type": "ready", "session": session.id, "sample_rate": rate})
+        await _receive_loop(websocket, session, rate, rt.settings.max_chunk_bytes)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        session.audio_connected = False
+
+
+def _open(rt: Runtime, session_id: str, rate_text: str | None) -> tuple[Session, int]:
+    from facecast.errors import InvalidArgument
+
+    session = rt.sessions.get(session_id)
+    if not session.live:
+        raise InvalidArgument(f"session {session_id!r} plays a clip; live audio needs a live session")
+    try:
+        rate = int(rate_text) if rate_text is not None else DEFAULT_RATE
+    except ValueError:
+        raise InvalidArgument(f"sample_rate={rate_text!r} is not an integer (Hz)") from None
+    if not RATE_RANGE[0] <= rate <= RATE_RANGE[1]:
+        raise InvalidArgument(f"sample_rate={rate} must be in {RATE_RANGE[0]}..{RATE_RANGE[1]} Hz")
+    return session, rate
+
+
+async def _refuse(websocket: WebSocket, detail: str) -> None:
+    await websocket.send_json({"type": "error", "detail": detail})
+    await websocket.close(code=CLOSE_POLICY, reason=detail[:120])
+
+
+async def _receive_loop(websocket: WebSocket, session: Session, rate: int, max_bytes: int) -> None:
+    carry = b""  # an odd trailing byte waits for the next chunk
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        if message.get("bytes") is not None:
+            carry = await _audio(websocket, session, carry + message["bytes"], rate, max_bytes)
+        elif message.get("text") is not None:
+            await _control(websocket, session, message["text"])
+            if session.state in ("stopped", "failed", "finished"):
+                await websocket.close()
+                return
+
+
+async def _audio(websocket: WebSocket, session: Session, data: bytes, rate: int, max_bytes: int) -> bytes:
+    """Queue whole 16-bit samples of `data`; returns the odd byte left over."""
+    if len(data) > max_bytes:
+        await websocket.send_json({"type": "error", "detail": f"audio chunk of {len(data)} bytes is larger than "
+                                                              f"{max_bytes}; send smaller chunks"})
+        return b""
+    whole = len(data) // 2 * 2
+    if whole:
+        samples = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / 32768.0
+        while not session.push_pcm(samples, rate):
+            if not session.alive:
+                await websocket.send_json({"type": "error", "detail": "the session has ended"})
+                return b""
+            await asyncio.sleep(FULL_RETRY_S)
+    return data[whole:]
+
+
+async def _control(websocket: WebSocket, session: Session, text: str) -> None:
+    try:
+        kind = json.loads(text).get("type")
+    except (ValueError, AttributeError):
+        await websocket.send_json({"type": "error", "detail": "control messages are JSON objects like "
+                                                              '{"type": "end"} or {"type": "interrupt"}'})
+        return
+    if kind == "end":
+        session.end_utterance()
+        await websocket.send_json({"type": "ended"})
+    elif kind == "interrupt":
+        session.interrupt()
+        await websocket.send_json({"type": "interrupted"})
+    elif kind == "ping":
+        await websocket.send_json({"type": "pong"})
+    else:
+        await websocket.send_json({"type": "error", "detail": f"unknown message type {kind!r}; "
+                                                              "use end, interrupt or ping"})

@@ -1,0 +1,101 @@
+"""What a running server holds: settings, telemetry, avatars, sessions and the worker threads.
+
+Loaded once at start (the default avatar is prepared and every stage warmed up) and shared by the
+routes through `request.app.state.runtime`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from facecast.server.avatar_store import AvatarStore
+from facecast.server.session_manager import SessionManager
+from facecast.server.settings import ServerSettings
+from facecast.streaming.telemetry import Telemetry
+
+log = logging.getLogger(__name__)
+
+REAP_EVERY_S = 0.5  # s between sweeps for sessions without readers
+WARMUP_TEXT = "Hello, warming up."
+
+
+class Runtime:
+    """The server's long-lived state; `await start()` before serving, `await close()` after."""
+
+    def __init__(self, settings: ServerSettings):
+        self.settings = settings
+        self.telemetry = Telemetry()
+        self.executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="facecast-work")
+        self.sessions = SessionManager(settings, self.telemetry)
+        self.avatars: AvatarStore | None = None
+        self.started = time.monotonic()
+        self.ready = False
+        self.generate_slots = asyncio.Semaphore(settings.generate_concurrency)
+        self._reaper: asyncio.Task | None = None
+
+    async def run(self, fn, *args, **kwargs):
+        """Run blocking `fn` on a worker thread, never on the event loop."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    async def start(self) -> None:
+        """Load the default avatar and warm every stage up (off the event loop)."""
+        self.avatars = await self.run(AvatarStore, self.settings.data_dir, self.telemetry)
+        await self.run(self._load_default)
+        if self.settings.warmup:
+            await self.run(self._warm_up)
+        self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+        self.ready = True
+
+    async def close(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+        sessions = self.sessions.stop_all()
+        await self.run(_join_all, sessions, 5.0)
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _load_default(self) -> None:
+        from facecast.demo import demo_portrait
+
+        default_id = self.avatars.ensure_default(demo_portrait())
+        self.avatars.load(default_id)
+
+    def _warm_up(self) -> None:
+        """Run speech synthesis, audio features, one render and one encode once (first calls are slow)."""
+        from facecast.engine import features_for, speech_from_text
+        from facecast.streaming.encoder import StreamEncoder
+
+        start = time.perf_counter()
+        _, avatar = self.avatars.load(None)
+        backend = self.sessions.backend()
+        backend.prepare(avatar)
+        speech = speech_from_text(WARMUP_TEXT)
+        features_for(backend, speech, self.settings.stream.fps)
+        backend.audio_features(speech.audio, self.settings.stream.fps)
+        backend.stream_features(self.settings.stream.live_rate, self.settings.stream.fps).push(
+            np.zeros(self.settings.stream.live_rate // 5, np.float32))
+        frames = backend.render(avatar, backend.silence_features(2), np.zeros(2, np.int64))
+        encoder = StreamEncoder(avatar.size, self.settings.stream.fps, 22050, keyint=25, max_frames=5)
+        encoder.encode(frames, speech.audio.samples[:1764])
+        log.info("warm-up took %.0f ms", (time.perf_counter() - start) * 1000)
+
+    async def _reap_forever(self) -> None:
+        while True:
+            await asyncio.sleep(REAP_EVERY_S)
+            try:
+                gone = self.sessions.reap()
+                if gone:
+                    await self.run(_join_all, gone, 5.0)
+            except Exception:  # noqa: BLE001 - the sweep must go on
+                log.exception("session reaper failed")
+
+
+def _join_all(sessions, timeout: float) -> None:
+    for session in sessions:
+        session.join(timeout)

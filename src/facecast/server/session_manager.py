@@ -1,0 +1,96 @@
+"""The server's streaming sessions: creation within limits, lookup by id, and reaping.
+
+A session with no reader for `session_grace_s` is stopped and forgotten, so a client that goes
+away stops its generation; a finished one is forgotten the same way once nobody reads it.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+
+from facecast.avatar.model import Avatar
+from facecast.engine import Speech
+from facecast.errors import NotFound
+from facecast.lipsync.base import LipsyncBackend, get_backend
+from facecast.server.errors import Unavailable
+from facecast.server.settings import ServerSettings
+from facecast.streaming.session import Session
+from facecast.streaming.telemetry import Telemetry
+
+
+class SessionManager:
+    """Sessions by id (secrets.token_urlsafe). Thread-safe."""
+
+    def __init__(self, settings: ServerSettings, telemetry: Telemetry):
+        self.settings, self.telemetry = settings, telemetry
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()
+        self._shared_backend: LipsyncBackend | None = None
+
+    def backend(self) -> LipsyncBackend:
+        """A backend for one session: the CPU default is cheap and keeps per-instance caches, so
+        each session gets its own; other backends (model weights) are shared."""
+        if self.settings.backend == "classic":
+            return get_backend("classic")
+        with self._lock:
+            if self._shared_backend is None:
+                self._shared_backend = get_backend(self.settings.backend)
+            return self._shared_backend
+
+    def create(self, avatar: Avatar, avatar_id: str, *, live: bool, sample_rate: int,
+               first: Speech | None, created_at: float) -> Session:
+        """Start a session; Unavailable (503) when max_sessions are generating."""
+        with self._lock:
+            active = sum(1 for s in self._sessions.values() if s.alive)
+            if active >= self.settings.max_sessions:
+                raise Unavailable(f"{active} sessions are generating, the limit is {self.settings.max_sessions} "
+                                  "(FACECAST_MAX_SESSIONS); close one (DELETE /sessions/{id}) or try again later")
+            sid = secrets.token_urlsafe(12)
+            session = Session(sid, avatar, avatar_id, self.backend(), live=live, sample_rate=sample_rate,
+                              settings=self.settings.stream, telemetry=self.telemetry, created_at=created_at)
+            self._sessions[sid] = session
+        session.start(first)
+        self.telemetry.count("sessions_created")
+        return session
+
+    def get(self, sid: str) -> Session:
+        with self._lock:
+            session = self._sessions.get(sid) if isinstance(sid, str) else None
+        if session is None:
+            raise NotFound(f"session {sid!r:.60} does not exist (it may have ended: sessions without a "
+                           f"reader end after {self.settings.session_grace_s:g} s)")
+        return session
+
+    def remove(self, sid: str) -> Session:
+        """Forget a session and stop its generation (returns it; join it off the event loop)."""
+        session = self.get(sid)
+        with self._lock:
+            self._sessions.pop(sid, None)
+        session.stop()
+        return session
+
+    def reap(self) -> list[Session]:
+        """Stop and forget sessions nobody has read for the grace period; returns them."""
+        now, grace = time.monotonic(), self.settings.session_grace_s
+        with self._lock:
+            gone = [sid for sid, s in self._sessions.items()
+                    if s.log.readers == 0 and now - s.log.idle_since > grace]
+            sessions = [self._sessions.pop(sid) for sid in gone]
+        for session in sessions:
+            if session.alive:
+                self.telemetry.count("sessions_reaped")
+            session.stop()
+        return sessions
+
+    def stop_all(self) -> list[Session]:
+        with self._lock:
+            sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            session.stop()
+        return sessions
+
+    def all(self) -> list[Session]:
+        with self._lock:
+            return list(self._sessions.values())

@@ -1,0 +1,83 @@
+"""Server settings: a frozen dataclass, read from FACECAST_-prefixed environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from facecast.config import cache_dir, env
+from facecast.errors import InvalidArgument
+from facecast.streaming.session import StreamSettings
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Everything `facecast serve` can be told.
+
+    host/port: where to listen (loopback unless told otherwise); token: API token required on every
+    request when set (FACECAST_API_TOKEN); max_upload_bytes: largest accepted request body
+    (FACECAST_MAX_UPLOAD_MB); data_dir: uploaded sources and the avatar index, outside any web root
+    (FACECAST_SERVER_DIR, default <cache>/server).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    token: str | None = None
+    max_upload_bytes: int = 50 * MB
+    data_dir: Path = field(default_factory=lambda: cache_dir() / "server")
+    backend: str = "classic"
+    max_sessions: int = 16  # sessions generating at once; more are refused (503)
+    session_grace_s: float = 10.0  # s a session lives on without readers
+    first_frame_timeout_s: float = 30.0  # s a reader waits for a stream's first frame
+    max_text_chars: int = 5000
+    max_speech_s: float = 600.0  # s of uploaded speech at most
+    max_chunk_bytes: int = 1 * MB  # largest live PCM message
+    generate_concurrency: int = 2  # whole-file renders (POST /generate) at once
+    workers: int = 4  # threads for blocking work (decoding, speech synthesis, preparation)
+    warmup: bool = True
+    stream: StreamSettings = field(default_factory=StreamSettings)
+
+    @classmethod
+    def from_env(cls, **overrides) -> "ServerSettings":
+        """Defaults, then FACECAST_* environment variables, then `overrides`."""
+        values: dict = {}
+        if env("API_TOKEN"):
+            values["token"] = env("API_TOKEN")
+        if env("MAX_UPLOAD_MB"):
+            values["max_upload_bytes"] = int(_number("MAX_UPLOAD_MB", env("MAX_UPLOAD_MB")) * MB)
+        if env("SERVER_DIR"):
+            values["data_dir"] = Path(env("SERVER_DIR")).expanduser()
+        if env("SESSION_GRACE_S"):
+            values["session_grace_s"] = _number("SESSION_GRACE_S", env("SESSION_GRACE_S"))
+        if env("MAX_SESSIONS"):
+            values["max_sessions"] = int(_number("MAX_SESSIONS", env("MAX_SESSIONS")))
+        if env("BACKEND"):
+            values["backend"] = env("BACKEND")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Raise InvalidArgument naming the first setting out of range."""
+        if not 0 < self.port < 65536:
+            raise InvalidArgument(f"port={self.port!r} must be in 1..65535")
+        if self.max_upload_bytes <= 0:
+            raise InvalidArgument(f"max_upload_bytes={self.max_upload_bytes!r} must be positive")
+        if self.token is not None and len(self.token) < 8:
+            raise InvalidArgument("FACECAST_API_TOKEN must be at least 8 characters long")
+        if self.max_sessions < 1:
+            raise InvalidArgument(f"max_sessions={self.max_sessions!r} must be at least 1")
+
+    def replace(self, **changes) -> "ServerSettings":
+        return dataclasses.replace(self, **changes)
+
+
+def _number(name: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InvalidArgument(f"FACECAST_{name}={text!r} is not a number") from None

@@ -1,0 +1,245 @@
+// facecast web client: pick or upload an avatar, give text, a file or a recording, and watch the
+// fragmented MP4 stream play through Media Source Extensions as the server generates it.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const video = $("video");
+const TOKEN = new URLSearchParams(location.search).get("token");
+const BUFFER_KEEP_S = 20; // seconds of played video kept in the SourceBuffer
+
+// What the page is doing, for people (the status line) and for tests (window.facecast).
+const state = { phase: "idle", firstFrameMs: null, framesPerSecond: null, mime: null, bytes: 0, error: null };
+window.facecast = state;
+
+let current = null; // {abort: AbortController} of the stream being played
+
+function authHeaders() {
+  return TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {};
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { ...authHeaders(), ...(options.headers || {}) } });
+  if (!response.ok) {
+    throw new Error(await errorText(response));
+  }
+  return response;
+}
+
+async function errorText(response) {
+  try {
+    const body = await response.json();
+    return `${response.status}: ${typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail)}`;
+  } catch (_) {
+    return `${response.status}: ${response.statusText || "request failed"}`;
+  }
+}
+
+function setStatus(text) { $("status").textContent = text; }
+
+function showError(error) {
+  state.error = String(error.message || error);
+  $("error").textContent = state.error;
+  $("error").hidden = false;
+  setStatus("Stopped.");
+}
+
+function clearError() {
+  state.error = null;
+  $("error").hidden = true;
+}
+
+function setBusy(busy) {
+  for (const id of ["speak", "speak-file", "avatar-upload"]) { $(id).disabled = busy; }
+}
+
+// -- avatars ---------------------------------------------------------------------------------
+async function loadAvatars(selectId) {
+  const { avatars } = await (await api("/avatars")).json();
+  const select = $("avatar");
+  select.replaceChildren(...avatars.map((a) => {
+    const option = new Option(`${a.name}${a.default ? " (default)" : ""} - ${a.width}x${a.height} ${a.kind}`, a.id);
+    option.selected = selectId ? a.id === selectId : a.default;
+    return option;
+  }));
+}
+
+async function uploadAvatar() {
+  const file = $("avatar-file").files[0];
+  if (!file) { showError("Choose an image or video to upload first."); return; }
+  clearError();
+  setBusy(true);
+  setStatus(`Preparing ${file.name}...`);
+  try {
+    const form = new FormData();
+    form.append("file", file);
+    const avatar = await (await api("/avatars", { method: "POST", body: form })).json();
+    await loadAvatars(avatar.id);
+    setStatus(`Avatar ready: ${avatar.name}.`);
+  } catch (error) {
+    showError(error);
+  } finally {
+    setBusy(false);
+  }
+}
+
+// -- speaking --------------------------------------------------------------------------------
+function speechForm() {
+  const form = new FormData();
+  if ($("avatar").value) { form.append("avatar_id", $("avatar").value); }
+  form.append("voice", $("voice").value || "en");
+  return form;
+}
+
+async function speakText() {
+  const text = $("text").value;
+  if (!text.trim()) { showError("Type something to say first."); return; }
+  const form = speechForm();
+  form.append("text", text);
+  await speak(form);
+}
+
+async function speakFile(file) {
+  if (!file) { showError("Choose an audio file first."); return; }
+  const form = speechForm();
+  form.append("audio", file, file.name || "recording.webm");
+  await speak(form);
+}
+
+async function speak(form) {
+  clearError();
+  stopCurrent();
+  setBusy(true);
+  const started = performance.now();
+  const play = { abort: new AbortController() };
+  current = play;
+  Object.assign(state, { phase: "starting", firstFrameMs: null, framesPerSecond: null, bytes: 0 });
+  setStatus("Starting...");
+  try {
+    const session = await (await api("/sessions", { method: "POST", body: form, signal: play.abort.signal })).json();
+    await playStream(session.stream_url, started, play);
+    state.phase = "done";
+  } catch (error) {
+    if (error.name !== "AbortError") { state.phase = "failed"; showError(error); }
+  } finally {
+    if (current === play) { current = null; }
+    setBusy(false);
+  }
+}
+
+function stopCurrent() {
+  if (current) { current.abort.abort(); current = null; }
+}
+
+// -- Media Source Extensions -----------------------------------------------------------------
+async function playStream(url, started, play) {
+  const response = await api(url, { signal: play.abort.signal });
+  const mime = response.headers.get("content-type");
+  state.mime = mime;
+  if (!window.MediaSource || !MediaSource.isTypeSupported(mime)) {
+    throw new Error(`This browser cannot play ${mime} through Media Source Extensions.`);
+  }
+  const source = new MediaSource();
+  video.src = URL.createObjectURL(source);
+  await new Promise((resolve) => source.addEventListener("sourceopen", resolve, { once: true }));
+  const buffer = source.addSourceBuffer(mime);
+  watchFirstFrame(started, play);
+  state.phase = "streaming";
+  const reader = response.body.getReader();
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) { break; }
+    state.bytes += value.byteLength;
+    await append(buffer, value);
+    trimPlayed(buffer);
+    if (video.paused && buffer.buffered.length) { startPlayback(buffer); }
+  }
+  await idle(buffer);
+  if (source.readyState === "open") { source.endOfStream(); }
+}
+
+function append(buffer, bytes) {
+  return new Promise((resolve, reject) => {
+    buffer.addEventListener("updateend", resolve, { once: true });
+    buffer.addEventListener("error", () => reject(new Error("the browser could not decode the stream")), { once: true });
+    buffer.appendBuffer(bytes);
+  });
+}
+
+function idle(buffer) {
+  return buffer.updating ? new Promise((r) => buffer.addEventListener("updateend", r, { once: true })) : Promise.resolve();
+}
+
+function trimPlayed(buffer) {
+  const ranges = buffer.buffered;
+  if (!buffer.updating && ranges.length && video.currentTime - ranges.start(0) > 2 * BUFFER_KEEP_S) {
+    buffer.remove(ranges.start(0), video.currentTime - BUFFER_KEEP_S);
+  }
+}
+
+function startPlayback(buffer) {
+  const start = buffer.buffered.start(0);
+  if (video.currentTime < start) { video.currentTime = start; } // joined at a later keyframe
+  video.play().catch((error) => {
+    // Autoplay with sound was refused: play muted rather than not at all.
+    if (error.name === "NotAllowedError") { video.muted = true; video.play().catch(() => {}); }
+  });
+}
+
+function watchFirstFrame(started, play) {
+  const frames = { count: 0, since: null };
+  const onFrame = (now) => {
+    if (current !== play && current !== null) { return; } // a newer stream took over
+    if (state.firstFrameMs === null) {
+      state.firstFrameMs = Math.round(now - started);
+      frames.since = now;
+    }
+    frames.count += 1;
+    const seconds = (now - frames.since) / 1000;
+    if (seconds > 0.5) { state.framesPerSecond = frames.count / seconds; }
+    showProgress();
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+}
+
+function showProgress() {
+  const parts = [];
+  if (state.firstFrameMs !== null) { parts.push(`first frame ${state.firstFrameMs} ms`); }
+  if (state.framesPerSecond !== null) { parts.push(`${state.framesPerSecond.toFixed(1)} frames/s`); }
+  parts.push(`${(state.bytes / 1024).toFixed(0)} KiB`);
+  setStatus(parts.join(" · "));
+}
+
+// -- recording -------------------------------------------------------------------------------
+let recorder = null;
+
+async function toggleRecording() {
+  if (recorder) { recorder.stop(); return; }
+  clearError();
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const chunks = [];
+    recorder = new MediaRecorder(stream);
+    recorder.addEventListener("dataavailable", (e) => chunks.push(e.data));
+    recorder.addEventListener("stop", () => {
+      stream.getTracks().forEach((t) => t.stop());
+      recorder = null;
+      $("record").classList.remove("recording");
+      $("record").textContent = "Record";
+      speakFile(new File(chunks, "recording.webm", { type: chunks[0]?.type || "audio/webm" }));
+    });
+    recorder.start();
+    $("record").classList.add("recording");
+    $("record").textContent = "Stop and speak";
+  } catch (error) {
+    recorder = null;
+    showError(`Recording is not available: ${error.message || error}`);
+  }
+}
+
+// -- wiring ----------------------------------------------------------------------------------
+$("speak").addEventListener("click", speakText);
+$("speak-file").addEventListener("click", () => speakFile($("audio-file").files[0]));
+$("avatar-upload").addEventListener("click", uploadAvatar);
+$("record").addEventListener("click", toggleRecording);
+loadAvatars().catch(showError);
