@@ -17,39 +17,16 @@ RATE = 22050
 
 
 def parse_boxes(data: bytes, start: int = 0, end: int | None = None) -> list[tuple[bytes, int, int]]:
-    """Top-level boxes of data[start:end] as (type, payload start, box end)."""
-    end = len(data) if end is None else end
-    boxes, at = [], start
-    while at < end:
-        size, kind = struct.unpack(">I4s", data[at:at + 8])
-        assert size >= 8 and at + size <= end, f"bad box {kind!r} size {size} at {at}"
-        boxes.append((kind, at + 8, at + size))
-        at += size
-    return boxes
-
-
-def child(data: bytes, parent: tuple[bytes, int, int], kind: bytes, skip: int = 0) -> tuple[bytes, int, int]:
-    found = [b for b in parse_boxes(data, parent[1] + skip, parent[2]) if b[0] == kind]
-    assert found, f"no {kind!r} in {parent[0]!r}"
-    return found[0]
+    return list(fmp4.iter_boxes(data, start, end))
 
 
 def trafs(segment: bytes) -> dict[int, dict]:
-    """track id -> {base decode time, sample count, durations, flags, data offset} of a moof."""
-    moof = parse_boxes(segment)[0]
-    assert moof[0] == b"moof"
-    out = {}
-    for traf in [b for b in parse_boxes(segment, moof[1], moof[2]) if b[0] == b"traf"]:
-        tfhd = child(segment, traf, b"tfhd")
-        track = struct.unpack(">I", segment[tfhd[1] + 4:tfhd[1] + 8])[0]
-        tfdt = child(segment, traf, b"tfdt")
-        base = struct.unpack(">Q", segment[tfdt[1] + 4:tfdt[1] + 12])[0]
-        trun = child(segment, traf, b"trun")
-        count, offset = struct.unpack(">Ii", segment[trun[1] + 4:trun[1] + 12])
-        rows = [struct.unpack(">III", segment[trun[1] + 12 + 12 * i: trun[1] + 24 + 12 * i]) for i in range(count)]
-        out[track] = {"base": base, "count": count, "offset": offset, "durations": [r[0] for r in rows],
-                      "sizes": [r[1] for r in rows], "flags": [r[2] for r in rows]}
-    return out
+    """track id -> {base, count, offset, durations, sizes, flags} of a segment's moof."""
+    boxes = parse_boxes(segment)
+    assert boxes[0][0] == b"moof"
+    runs = fmp4.read_moof(segment[:boxes[0][2]])
+    return {t: {"base": r.start, "count": len(r.durations), "offset": r.data_offset, "durations": r.durations,
+                "sizes": r.sizes, "flags": r.flags} for t, r in runs.items()}
 
 
 def noise_frames(n: int, size: int = 128, seed: int = 0) -> np.ndarray:
@@ -173,3 +150,22 @@ def test_audio_specific_config():
 def test_empty_segment_is_refused():
     with pytest.raises(ValueError, match="empty"):
         fmp4.media_segment(1, [fmp4.TrackRun(1, 0, [])])
+
+
+def test_box_reader_splits_any_chunking(stream):
+    enc, segments = stream
+    data = enc.init + b"".join(s.data for s in segments)
+    reader = fmp4.BoxReader()
+    boxes = []
+    for i in range(0, len(data), 777):
+        boxes += reader.feed(data[i:i + 777])
+    assert [k for k, _ in boxes[:2]] == [b"ftyp", b"moov"]
+    assert [k for k, _ in boxes[2:]] == [b"moof", b"mdat"] * len(segments)
+    assert b"".join(b for _, b in boxes) == data
+
+
+def test_malformed_boxes_are_refused():
+    with pytest.raises(ValueError, match="bad size"):
+        list(fmp4.iter_boxes(struct.pack(">I4s", 4, b"moof")))
+    with pytest.raises(ValueError, match="truncated"):
+        list(fmp4.iter_boxes(b"\x00\x00"))

@@ -265,3 +265,75 @@ def split_access_unit(data: bytes) -> tuple[bytes, dict[int, bytes]]:
         elif kind != NAL_AUD:
             sample.append(struct.pack(">I", len(unit)) + unit)
     return b"".join(sample), params
+
+
+# -- reading (tests, benchmarks, clients) ------------------------------------------------------
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One track's run in a moof: decode time of its first sample, per-sample durations/flags/sizes."""
+
+    track_id: int
+    start: int
+    durations: list[int]
+    sizes: list[int]
+    flags: list[int]
+    data_offset: int
+
+    @property
+    def keyframe(self) -> bool:
+        return bool(self.flags) and self.flags[0] == SYNC_SAMPLE_FLAGS
+
+
+def iter_boxes(data: bytes, start: int = 0, end: int | None = None):
+    """Yield (type, payload start, box end) of the boxes in data[start:end]; ValueError if malformed."""
+    end = len(data) if end is None else end
+    at = start
+    while at < end:
+        if end - at < 8:
+            raise ValueError(f"truncated box header at byte {at}")
+        size, kind = struct.unpack(">I4s", data[at:at + 8])
+        if size < 8 or at + size > end:
+            raise ValueError(f"box {kind!r} at byte {at} has a bad size {size}")
+        yield kind, at + 8, at + size
+        at += size
+
+
+def read_moof(moof: bytes) -> dict[int, RunInfo]:
+    """track id -> RunInfo of a moof box written by media_segment (the whole box, header included)."""
+    (kind, body, end), = list(iter_boxes(moof))
+    if kind != b"moof":
+        raise ValueError(f"expected a moof box, got {kind!r}")
+    runs = {}
+    for traf_kind, t0, t1 in iter_boxes(moof, body, end):
+        if traf_kind != b"traf":
+            continue
+        parts = {k: (a, b) for k, a, b in iter_boxes(moof, t0, t1)}
+        track = struct.unpack(">I", moof[parts[b"tfhd"][0] + 4: parts[b"tfhd"][0] + 8])[0]
+        start = struct.unpack(">Q", moof[parts[b"tfdt"][0] + 4: parts[b"tfdt"][0] + 12])[0]
+        at = parts[b"trun"][0]
+        count, offset = struct.unpack(">Ii", moof[at + 4: at + 12])
+        rows = [struct.unpack(">III", moof[at + 12 + 12 * i: at + 24 + 12 * i]) for i in range(count)]
+        runs[track] = RunInfo(track, start, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], offset)
+    return runs
+
+
+class BoxReader:
+    """Split a byte stream that arrives in arbitrary chunks into whole top-level boxes."""
+
+    def __init__(self):
+        self._buffer = bytearray()
+
+    def feed(self, chunk: bytes) -> list[tuple[bytes, bytes]]:
+        """Add bytes; returns the (type, whole box bytes) completed by them, in order."""
+        self._buffer += chunk
+        out = []
+        while len(self._buffer) >= 8:
+            size, kind = struct.unpack(">I4s", self._buffer[:8])
+            if size < 8:
+                raise ValueError(f"box {bytes(kind)!r} has a bad size {size}")
+            if len(self._buffer) < size:
+                break
+            out.append((bytes(kind), bytes(self._buffer[:size])))
+            del self._buffer[:size]
+        return out
