@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
+from scipy.signal import savgol_filter
 
 from facecast.errors import InvalidArgument
 from facecast.video.contacts import ContactSettings, detect_contacts, ground_line, runs
@@ -20,6 +21,9 @@ from facecast.video.temporal import edge_taper
 
 MIN_FOOT_PX = 12.0  # px: smallest foot length used for the correction box
 ANCHOR_FRAMES = 3  # frames at a contact's start whose median is the anchor
+SMOOTH_FRAMES = 11  # frames: window of the keypoint smoothing inside a contact (odd)
+MAX_TURN = 0.2  # rad: a correction turning more than this is not trusted (translation only)
+MAX_ZOOM = 0.1  # a correction scaling by more than this share is not trusted
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,19 @@ class FootlockSettings:
     def __post_init__(self) -> None:
         if not 0.0 <= self.blend <= 1.0:
             raise InvalidArgument(f"foot-lock blend={self.blend!r} must be in [0, 1]")
+
+
+def smooth_within(points: np.ndarray, contacts: np.ndarray, window: int = SMOOTH_FRAMES) -> np.ndarray:
+    """Keypoints (F, 3, 2) px with each contact's stretch smoothed over time (Savitzky-Golay,
+    quadratic, `window` frames; it keeps steady drifts exact up to the ends), so tracker jitter
+    does not become correction jitter; the rest unchanged."""
+    out = points.copy()
+    for start, stop in runs(contacts):
+        n = min(window, stop - start - (1 - (stop - start) % 2))  # odd, at most the run's length
+        part = points[start:stop]
+        if n >= 5 and np.isfinite(part).all():
+            out[start:stop] = savgol_filter(part, n, 2, axis=0, mode="interp")
+    return out
 
 
 def anchor_targets(points: np.ndarray, contacts: np.ndarray) -> np.ndarray:
@@ -59,6 +76,8 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
     denom = (a ** 2).sum()
     p = (a * b).sum() / denom if denom > 0 else 1.0
     q = (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]).sum() / denom if denom > 0 else 0.0
+    if abs(np.arctan2(q, p)) > MAX_TURN or abs(np.log(max(np.hypot(p, q), 1e-9))) > MAX_ZOOM:
+        p, q = 1.0, 0.0  # heel/toe too noisy for a rotation: shift only
     rot = np.array([[p, -q], [q, p]])
     return np.hstack([rot, (md - rot @ ms)[:, None]])
 
@@ -130,7 +149,8 @@ def lock_feet(frames: np.ndarray, points: np.ndarray, *, fps: float, scale: floa
     for foot in range(points.shape[1]):
         contacts[:, foot] = detect_contacts(points[:, foot], fps=fps, scale=scale, ground=ground,
                                             settings=settings.contacts)
-        targets[:, foot] = anchor_targets(points[:, foot], contacts[:, foot])
+        steady = smooth_within(points[:, foot], contacts[:, foot])
+        targets[:, foot] = anchor_targets(steady, contacts[:, foot])
         for t in np.nonzero(contacts[:, foot])[0]:
-            correct_foot(out[t], points[t, foot], targets[t, foot], settings)
+            correct_foot(out[t], steady[t], targets[t, foot], settings)
     return LockResult(out, contacts, targets)

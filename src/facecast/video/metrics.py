@@ -61,13 +61,24 @@ def flicker(frames: np.ndarray, box: tuple[int, int, int, int] | None = None) ->
 
 
 def slide(points: np.ndarray, contacts: np.ndarray) -> float:
-    """Path length (px) travelled while in contact: points (F, 2) float, contacts (F,) bool.
+    """Foot slide (px): for each contact, the farthest the foot gets from where it touched
+    down, summed over contacts. points (F, 2) float px, contacts (F,) bool."""
+    total = 0.0
+    for start, stop in _runs(contacts):
+        total += float(np.linalg.norm(points[start:stop] - points[start], axis=1).max())
+    return total
 
-    Only steps between two consecutive contact frames count.
-    """
+
+def slide_path(points: np.ndarray, contacts: np.ndarray) -> float:
+    """Path length (px) travelled during contacts (includes frame-to-frame jitter, also that
+    of the measurement). points (F, 2) float px, contacts (F,) bool."""
     step = np.linalg.norm(np.diff(points, axis=0), axis=1)
-    both = contacts[1:] & contacts[:-1]
-    return float(step[both].sum())
+    return float(step[contacts[1:] & contacts[:-1]].sum())
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return list(zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist()))
 
 
 def track_patch(frames: np.ndarray, template: np.ndarray, search: tuple[int, int, int, int]) -> np.ndarray:

@@ -58,9 +58,14 @@ class JobReport:
     contact_frames: int = 0
 
 
+def max_segment_frames(job: VideoJob, fps: float) -> int:
+    """The longest segment a job allows, in frames."""
+    return max(2 * job.overlap + 2, int(round(job.max_segment_seconds * fps)))
+
+
 def plan_for(analysis: Analysis, job: VideoJob) -> list[Segment]:
     """Segment plan of an analysed video for a job."""
-    max_frames = max(2 * job.overlap + 2, int(round(job.max_segment_seconds * analysis.info.fps)))
+    max_frames = max_segment_frames(job, analysis.info.fps)
     return plan_segments(analysis.frame_count, analysis.change, count=job.segments,
                          max_frames=max_frames, overlap=job.overlap)
 
@@ -80,7 +85,9 @@ def run_job(source: Path, output: Path, job: VideoJob, *, progress: Progress | N
     stages = _stages(job, info, camera)
     try:
         with open_mp4(output, info.size, info.fps, soundtrack(info.path) if info.has_audio else None) as writer:
-            written = run_segments(frames(info), plan, stages, writer.write, overlap=job.overlap, progress=progress)
+            reserve = min(max_segment_frames(job, info.fps), analysis.frame_count)
+            written = run_segments(frames(info), plan, stages, writer.write, overlap=job.overlap, reserve=reserve,
+                                   progress=progress)
             _check_people(stages, info.path)
     finally:
         for stage in stages:

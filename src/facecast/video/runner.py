@@ -16,7 +16,8 @@ from facecast.video.segments import Segment
 
 Stage = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """A stage: (frames (n, H, W, 3) uint8 BGR, frame numbers (n,) int64) -> (n, H, W, 3) uint8.
-It is called once per segment and must not keep state from one call to the next."""
+It is called once per segment, must not keep state from one call to the next, and may
+overwrite and return the frames it is given (so a segment is held about once)."""
 
 Sink = Callable[[np.ndarray], None]
 Progress = Callable[[int, int], None]
@@ -37,30 +38,38 @@ def apply_stages(stages: Sequence[Stage], frames: np.ndarray, numbers: np.ndarra
 
 
 def run_segments(source: Iterator[np.ndarray], plan: Sequence[Segment], stages: Sequence[Stage],
-                 sink: Sink, *, overlap: int, progress: Progress | None = None) -> int:
+                 sink: Sink, *, overlap: int, reserve: int = 0, progress: Progress | None = None) -> int:
     """Process `source` (an iterator of (H, W, 3) uint8 frames) segment by segment into `sink`.
 
-    Holds one segment plus 2 x overlap frames at a time. Returns the number of frames written
-    (fewer than planned only when the source ends early).
+    One buffer of (longest segment or `reserve`, if larger) + overlap frames is allocated
+    once and reused, so peak memory is set by the segment length, never by the video's.
+    `sink` gets views into that buffer and must consume them before it returns (an encoder
+    does). Returns the number of frames written (fewer than planned only when the source
+    ends early).
     """
     total = plan[-1].stop if plan else 0
-    tail_in = held = None  # previous segment's last input frames / unwritten results
+    capacity = max([reserve, *(s.length for s in plan)]) + overlap
+    buffer: np.ndarray | None = None
+    held = None  # the previous segment's last results, written after the cross-fade
+    lead = 0  # run-in frames at the head of the buffer
     written = 0
     for segment in plan:
-        frames = list(islice(source, segment.length))
-        if not frames:
+        buffer, count = _read(source, segment.length, buffer, lead, capacity)
+        if count == 0:
             break
-        chunk = np.stack(frames)
-        del frames
-        result = _process(stages, chunk, tail_in, segment.start)
+        batch = buffer[: lead + count]
+        final = segment is plan[-1] or count < segment.length
+        keep = 0 if final else min(overlap, count)
+        run_in = batch[len(batch) - keep:].copy()  # the next segment's run-in, before stages touch it
+        first = segment.start - lead
+        result = apply_stages(stages, batch, np.arange(first, first + len(batch), dtype=np.int64))
         if held is not None:
             result[: len(held)] = crossfade(held, result[: len(held)])
-        final = segment is plan[-1] or len(chunk) < segment.length
-        keep = 0 if final else min(overlap, len(chunk))
         sink(result[: len(result) - keep])
         written += len(result) - keep
-        held = result[len(result) - keep:] if keep else None
-        tail_in = chunk[len(chunk) - keep:] if keep else None
+        held = result[len(result) - keep:].copy() if keep else None
+        buffer[:keep] = run_in
+        lead = keep
         if progress:
             progress(written, total)
         if final:
@@ -68,8 +77,18 @@ def run_segments(source: Iterator[np.ndarray], plan: Sequence[Segment], stages: 
     return written
 
 
-def _process(stages: Sequence[Stage], chunk: np.ndarray, run_in: np.ndarray | None, start: int) -> np.ndarray:
-    """Stages over run-in + chunk; returns results for the same frames."""
-    batch = chunk if run_in is None else np.concatenate([run_in, chunk])
-    first = start - (0 if run_in is None else len(run_in))
-    return apply_stages(stages, batch, np.arange(first, first + len(batch), dtype=np.int64))
+def _read(source: Iterator[np.ndarray], count: int, buffer: np.ndarray | None, lead: int,
+          capacity: int) -> tuple[np.ndarray | None, int]:
+    """Fill buffer[lead:] with up to `count` frames of `source` (allocating the buffer of
+    `capacity` frames on first use). Returns (buffer, frames read)."""
+    first = next(source, None)
+    if first is None:
+        return buffer, 0
+    if buffer is None:
+        buffer = np.empty((capacity,) + first.shape, first.dtype)
+    buffer[lead] = first
+    taken = 1
+    for frame in islice(source, count - 1):
+        buffer[lead + taken] = frame
+        taken += 1
+    return buffer, taken

@@ -14,7 +14,7 @@ import numpy as np
 from facecast.errors import InvalidArgument
 from facecast.video.defaults import DEFAULT_MAX_SECONDS, DEFAULT_OVERLAP  # noqa: F401 (re-exported)
 
-SEARCH = 0.25  # a cut may move this fraction of a segment's length from its even position
+SEARCH = 0.15  # a cut may move this fraction of a segment's length from its even position
 FLAT = 1e-3  # grey levels: a motion signal varying less than this carries no information
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from scipy.ndimage import convolve1d
 
 from facecast.compose import feathered_mask
 from facecast.errors import InvalidArgument
@@ -18,16 +19,19 @@ from facecast.video.transforms import CameraPath, params_of, similarity
 
 
 def moving_average(path: np.ndarray, window: int) -> np.ndarray:
-    """Centred moving average of (F, D) float64 along F; ends padded by a fitted line."""
+    """Centred moving average of (F, D) float64 along F over `window` frames; ends padded by
+    a fitted line. An even window is centred by giving its two end taps half weight."""
     if window < 1:
         raise InvalidArgument(f"window={window!r} must be at least 1 frame")
-    n = len(path)
-    if window == 1 or n < 2:
+    if window == 1 or len(path) < 2:
         return path.copy()
-    left, right = window // 2, window - 1 - window // 2
-    padded = np.concatenate([_extend(path, left, at_end=False), path, _extend(path, right, at_end=True)])
-    sums = np.cumsum(np.concatenate([np.zeros((1, path.shape[1])), padded]), axis=0)
-    return (sums[window:] - sums[:-window]) / window
+    kernel = np.ones(window + 1 - window % 2)
+    if window % 2 == 0:
+        kernel[[0, -1]] = 0.5
+    kernel /= window
+    half = len(kernel) // 2
+    padded = np.concatenate([_extend(path, half, at_end=False), path, _extend(path, half, at_end=True)])
+    return convolve1d(padded, kernel, axis=0)[half: half + len(path)]
 
 
 def _extend(path: np.ndarray, count: int, *, at_end: bool) -> np.ndarray:

@@ -25,7 +25,9 @@ class Stabilize:
     warps: np.ndarray
 
     def __call__(self, frames: np.ndarray, numbers: np.ndarray) -> np.ndarray:
-        return np.stack([stabilize_frame(f, self.warps[n]) for f, n in zip(frames, numbers)])
+        for i, n in enumerate(numbers):
+            frames[i] = stabilize_frame(frames[i], self.warps[n])
+        return frames
 
 
 @dataclass
@@ -42,12 +44,11 @@ class Reshake:
     region: Lookup | None = None
 
     def __call__(self, frames: np.ndarray, numbers: np.ndarray) -> np.ndarray:
-        out = np.empty_like(frames)
-        for i, (f, n) in enumerate(zip(frames, numbers)):
+        for i, n in enumerate(numbers):
             original = self.original(n) if self.original else None
             region = self.region(n) if self.region else None
-            out[i] = reshake_frame(f, self.warp(n), original, region)
-        return out
+            frames[i] = reshake_frame(frames[i], self.warp(n), original, region)
+        return frames
 
 
 @dataclass
@@ -59,7 +60,9 @@ class Temporal:
 
     def __call__(self, frames: np.ndarray, numbers: np.ndarray) -> np.ndarray:
         blender = FlowBlender(self.settings)
-        return np.stack([blender(f, self.box(int(n))) for f, n in zip(frames, numbers)])
+        for i, n in enumerate(numbers):
+            frames[i] = blender(frames[i], self.box(int(n)))  # the blender keeps its own copy
+        return frames
 
 
 @dataclass

@@ -91,3 +91,162 @@ def paste_alpha(frame: np.ndarray, sprite: np.ndarray, alpha: np.ndarray, x: int
     roi = out[fy0:fy1, fx0:fx1].astype(np.float32)
     out[fy0:fy1, fx0:fx1] = (a * s + (1 - a) * roi + 0.5).astype(np.uint8)
     return out
+
+
+def data_dir() -> Path:
+    """The shared test media folder (../shared/data from the repository root)."""
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def shaky_clip(path: Path, portraits_dir: Path, *, n: int = 100, size: tuple[int, int] = (320, 240),
+               pan_px: float = 2.0, shake_px: float = 4.0, shake_deg: float = 0.5, seed: int = 1) -> dict:
+    """Write a panning, shaking camera over a portrait mosaic. Returns the ground truth:
+    {"scene", "base", "pan", "shake"}; frame i shows view(scene, shake[i] @ pan[i] @ base)."""
+    world = scene(portraits_dir, 360)
+    base = np.array([[1.0, 0, -40], [0, 1, -60], [0, 0, 1]])
+    pan, shake = shaky_pan(n, size, pan_px=pan_px, shake_px=shake_px, shake_deg=shake_deg, seed=seed)
+    write_mp4(path, (view(world, shake[i] @ pan[i] @ base, size) for i in range(n)), size)
+    return {"scene": world, "base": base, "pan": pan, "shake": shake}
+
+
+def person_sprite(portraits_dir: Path, height: int = 200, name: str = "man_frontal_mouth_open_01.jpg"):
+    """A real person cut out of a portrait with selfie segmentation: ((h, w, 3) uint8, (h, w) alpha)."""
+    from facecast.video.matte import PersonSegmenter
+
+    person = load_image(portraits_dir / name, height)
+    with PersonSegmenter() as seg:
+        return person_cutout(person, seg.matte(person))
+
+
+def plate_clip(path: Path, portraits_dir: Path, *, n: int = 60, size: tuple[int, int] = (320, 240)) -> np.ndarray:
+    """A person swaying over a known background, covering the centre in most frames (so a
+    plain median fails there). Returns the background (h, w, 3) uint8."""
+    bg = fabric(portraits_dir, size)
+    sprite, alpha = person_sprite(portraits_dir, int(size[1] * 0.85))
+    centre = (size[0] - sprite.shape[1]) / 2
+    xs = centre + 0.62 * size[0] * np.sin(np.linspace(0, 2 * np.pi, n, endpoint=False))
+    frames = (paste_alpha(bg, sprite, alpha, int(x), size[1] - sprite.shape[0]) for x in xs)
+    write_mp4(path, frames, size)
+    return bg
+
+
+def noisy_mouth(portraits_dir: Path, *, n: int = 30, size: int = 200, noise: float = 8.0, fast: bool = False,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """A face crop with white noise, the mouth region either still or jumping fast.
+
+    Returns (clean, noisy, box): (n, size, size, 3) uint8 twice and the mouth box x0, y0, x1, y1.
+    """
+    face = load_image(portraits_dir / "man_frontal_mouth_open_01.jpg", size)[:, :size]
+    box = (size // 4, size // 4, 3 * size // 4, 3 * size // 4)
+    clean = []
+    for t in range(n):
+        frame = face.copy()
+        if fast:  # a dark mouth shape jumping 12 px per frame and changing its opening
+            cx = box[0] + 20 + (t % 8) * 12 * size // 240
+            cv2.ellipse(frame, (cx, size // 2), (18, 8 + 8 * (t % 3)), 0, 0, 360, (30, 20, 60), -1)
+        clean.append(frame)
+    clean = np.stack(clean)
+    rng = np.random.default_rng(seed)
+    noisy = np.clip(clean + rng.normal(0, noise, clean.shape), 0, 255).astype(np.uint8)
+    return clean, noisy, box
+
+
+def foot_scene(portraits_dir: Path, *, n: int = 90, size: tuple[int, int] = (320, 240), slide_px: float = 1.0):
+    """A shoe sliding during two known contacts (with a swing between) and a second,
+    planted shoe, over a textured floor.
+
+    Returns (frames (n, h, w, 3) uint8, keypoints (n, 2, 3, 2) float32 px of ankle/heel/toe,
+    contacts (n,) bool of the sliding foot).
+    """
+    bg = fabric(portraits_dir, size)
+    frames, points, contacts = [], np.full((n, 2, 3, 2), np.nan, np.float32), np.zeros(n, bool)
+    swing = (n // 3, n // 3 + 15)
+    for t in range(n):
+        c, contacts[t] = _sliding_foot(t, swing, slide_px)
+        frame = bg.copy()
+        _draw_shoe(frame, c)
+        _draw_shoe(frame, np.array([250.0, 200.0]))
+        frames.append(frame)
+        points[t, 0] = [c + (-10, -12), c + (-16, 4), c + (18, 4)]
+        points[t, 1] = [(240, 188), (234, 204), (268, 204)]
+    return np.stack(frames), points, contacts
+
+
+def _sliding_foot(t: int, swing: tuple[int, int], slide_px: float) -> tuple[np.ndarray, bool]:
+    """Foot centre (2,) px at frame t and whether it is in contact."""
+    a, b = swing
+    if t < a:
+        return np.array([70 + slide_px * t, 200.0]), True
+    if t < b:
+        s = (t - a) / (b - a)
+        x0 = 70 + slide_px * a
+        return np.array([x0 + 50 * s, 200 - 40 * np.sin(np.pi * s)]), False
+    return np.array([70 + slide_px * a + 50 + slide_px * (t - b), 200.0]), True
+
+
+def _draw_shoe(frame: np.ndarray, c: np.ndarray) -> None:
+    """A dark shoe with an ankle, anti-aliased at sub-pixel positions."""
+    q = 4  # sub-pixel bits: 2 -> coordinates x4
+    cv2.ellipse(frame, (int(round(c[0] * q)), int(round(c[1] * q))), (18 * q, 7 * q), 0, 0, 360,
+                (25, 25, 35), -1, cv2.LINE_AA, 2)
+    cv2.circle(frame, (int(round((c[0] - 10) * q)), int(round((c[1] - 6) * q))), 8 * q, (60, 50, 40), -1,
+               cv2.LINE_AA, 2)
+
+
+def paper_doll(talking_clip: Path, *, n: int = 75, size: tuple[int, int] = (320, 480), slide_px: float = 0.8):
+    """A full-body figure mediapipe pose recognises: a real upper body (first frame of a
+    talking clip, cut out with selfie segmentation) on a drawn torso, arms and legs. Its
+    image-left foot slides outward during two contacts with a swing between; the other stands.
+
+    Returns (frames (n, h, w, 3) uint8, contacts (n,) bool, shoe (n, 2) float px centre of the
+    sliding shoe).
+    """
+    from facecast.video.matte import PersonSegmenter
+    from facecast.video.stream import frames as stream_frames, probe
+
+    first = next(stream_frames(probe(talking_clip)))
+    with PersonSegmenter() as seg:
+        matte = seg.matte(first)
+    body = _doll_body(first, matte, size)
+    swing = (int(0.4 * n), int(0.4 * n) + 12)
+    shoes, contacts, out = [], np.zeros(n, bool), []
+    for t in range(n):
+        shoe, contacts[t] = _doll_foot(t, swing, slide_px)
+        frame = body.copy()
+        _draw_leg(frame, (130, 280), shoe)
+        _draw_leg(frame, (195, 280), np.array([215.0, 430.0]))
+        out.append(frame)
+        shoes.append(shoe)
+    return np.stack(out), contacts, np.array(shoes)
+
+
+def _doll_body(upper: np.ndarray, matte: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    canvas = np.full((h, w, 3), (200, 210, 190), np.uint8)
+    cv2.rectangle(canvas, (0, 400), (w, h), (120, 140, 150), -1)
+    up = cv2.resize(upper, (200, 200), interpolation=cv2.INTER_AREA)
+    alpha = cv2.resize(matte, (200, 200))
+    canvas = paste_alpha(canvas, up, alpha, 60, 25)
+    suit = (40, 35, 35)
+    cv2.rectangle(canvas, (90, 222), (230, 280), suit, -1)
+    cv2.fillPoly(canvas, [np.array([[60, 200], [40, 200], [37, 313], [57, 313]])], suit)
+    cv2.fillPoly(canvas, [np.array([[260, 200], [280, 200], [283, 313], [263, 313]])], suit)
+    return canvas
+
+
+def _doll_foot(t: int, swing: tuple[int, int], slide_px: float) -> tuple[np.ndarray, bool]:
+    a, b = swing
+    if t < a:
+        return np.array([130 - slide_px * t, 430.0]), True
+    x0 = 130 - slide_px * a
+    if t < b:
+        s = (t - a) / (b - a)
+        return np.array([x0 + 34 * s, 430 - 30 * np.sin(np.pi * s)]), False
+    return np.array([x0 + 34 - slide_px * (t - b), 430.0]), True
+
+
+def _draw_leg(frame: np.ndarray, hip: tuple[int, int], shoe: np.ndarray) -> None:
+    q = 4
+    cv2.line(frame, hip, (int(shoe[0]), int(shoe[1] - 8)), (60, 50, 45), 26)
+    cv2.ellipse(frame, (int(round(shoe[0] * q)) + 40, int(round(shoe[1] * q))), (24 * q, 9 * q), 0, 0, 360,
+                (20, 20, 20), -1, cv2.LINE_AA, 2)

@@ -61,7 +61,7 @@ class FlowBlender:
                 out = frame.copy()
                 x0, y0, x1, y1 = region
                 out[y0:y1, x0:x1] = self._blend(prev, frame, region)
-        self._prev = out
+        self._prev = out if out is not frame else frame.copy()  # never a view the caller may overwrite
         return out
 
     def _blend(self, prev: np.ndarray, frame: np.ndarray, region: Box) -> np.ndarray:

@@ -77,7 +77,7 @@ class CameraPath:
         """Stabilising (3, 3) warp of frame `index`, rescaled to frames of `size` (w, h)."""
         matrix = self.warps[index]
         if size is not None and tuple(size) != tuple(self.size):
-            matrix = rescale(matrix, size[0] / self.size[0])
+            matrix = rescale(matrix, self.size[0] / size[0])
         return matrix
 
     def save(self, path: Path) -> Path:

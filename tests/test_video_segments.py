@@ -1,0 +1,163 @@
+"""Segments: plans cut at quiet moments (even spacing as the fallback), the runner's
+cross-faded joins, seamless boundaries on a real clip, and flat peak memory from 10 s to 60 s."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facecast.video import synthetic as syn
+from facecast.video.pipeline import VideoJob, run_job
+from facecast.video.runner import crossfade, run_segments
+from facecast.video.segments import plan_segments
+from facecast.video.stream import frames, probe
+
+TALKING = syn.data_dir() / "talking" / "woman_blue_background_7s.mp4"
+
+
+def test_even_plan_without_motion():
+    plan = plan_segments(100, None, count=4, max_frames=1000, overlap=5)
+    assert [(s.start, s.stop) for s in plan] == [(0, 25), (25, 50), (50, 75), (75, 100)]
+    assert [s.cut for s in plan] == ["start", "uniform", "uniform", "uniform"]
+
+
+def test_flat_motion_falls_back_to_even_cuts():
+    plan = plan_segments(100, np.full(100, 3.0), count=4, max_frames=1000)
+    assert [s.start for s in plan] == [0, 25, 50, 75] and plan[1].cut == "uniform"
+
+
+def test_cuts_go_to_the_quietest_moment_nearby():
+    motion = np.full(200, 5.0)
+    motion[90:100] = 0.1  # a still moment shortly before the middle
+    plan = plan_segments(200, motion, count=2, max_frames=1000, overlap=5)
+    assert plan[1].cut == "motion" and 95 <= plan[1].start <= 99
+
+
+def test_segment_length_bounded_and_count_respected():
+    rng = np.random.default_rng(0)
+    plan = plan_segments(1500, rng.random(1500), count=3, max_frames=100, overlap=5)
+    assert max(s.length for s in plan) <= 100 and len(plan) >= 15
+    assert plan[0].start == 0 and plan[-1].stop == 1500
+    assert all(a.stop == b.start for a, b in zip(plan, plan[1:]))
+    assert len(plan_segments(30, None, count=50, max_frames=100, overlap=5)) == 2  # >= 2 x overlap each
+
+
+def test_crossfade_weights_rise():
+    old, new = np.zeros((4, 1, 1, 3), np.uint8), np.full((4, 1, 1, 3), 100, np.uint8)
+    assert crossfade(old, new)[:, 0, 0, 0].tolist() == [20, 40, 60, 80]
+
+
+def test_runner_keeps_every_frame_in_order():
+    source = [np.full((4, 4, 3), i, np.uint8) for i in range(57)]
+    plan = plan_segments(57, None, count=4, max_frames=1000, overlap=5)
+    seen_numbers, out = [], []
+
+    def stage(batch, numbers):
+        seen_numbers.append(numbers.copy())
+        return batch
+
+    assert run_segments(iter(source), plan, [stage], lambda b: out.append(b.copy()), overlap=5) == 57
+    assert np.array_equal(np.concatenate(out)[:, 0, 0, 0], np.arange(57))
+    assert seen_numbers[1][0] == plan[1].start - 5  # each segment after the first gets a 5-frame run-in
+
+
+def _noisy_small_clip(path: Path, seconds: float = 4.0) -> Path:
+    """The real talking clip at 192x192, with white noise (so temporal blending has work)."""
+    info = probe(TALKING, max_long_side=192)
+    rng = np.random.default_rng(0)
+    count = int(seconds * info.fps)
+    noisy = (np.clip(f + rng.normal(0, 6, f.shape), 0, 255).astype(np.uint8)
+             for i, f in zip(range(count), frames(info)))
+    return syn.write_mp4(path, noisy, info.size, fps=int(round(info.fps)))
+
+
+def _diffs(path: Path) -> np.ndarray:
+    f = np.stack(list(frames(probe(path)))).astype(np.float32)
+    return np.abs(np.diff(f, axis=0)).mean(axis=(1, 2, 3))
+
+
+@pytest.fixture(scope="module")
+def joined(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("segments")
+    clip = _noisy_small_clip(folder / "clip.mp4")
+    job = VideoJob(stabilize=True, ignore_person=False, temporal=True, max_segment_seconds=0.8)
+    report = run_job(clip, folder / "out.mp4", job)
+    return {"report": report, "diffs": _diffs(folder / "out.mp4")}
+
+
+def test_joins_stay_within_the_normal_frame_differences(joined):
+    report, d = joined["report"], joined["diffs"]
+    assert len(report.plan) >= 4
+    cuts = [s.start for s in report.plan[1:]]
+    # d[t] is the change from frame t to t+1: joins touch the overlap and the cut itself
+    near = sorted({t for c in cuts for t in range(c - 6, c + 1)})
+    inside = np.delete(d, near)
+    assert d[near].max() <= inside.mean() + 3 * inside.std()
+
+
+def test_crossfade_turns_a_jump_between_segments_into_a_ramp():
+    """Segments whose results differ (here: by a per-segment brightness) join without a jump."""
+    source = [np.full((4, 4, 3), 100, np.uint8) for _ in range(60)]
+    plan = plan_segments(60, None, count=2, max_frames=1000, overlap=5)
+
+    def per_segment_offset(batch, numbers):
+        return batch + (30 if numbers[-1] >= 30 else 0)
+
+    def run(overlap):
+        out = []
+        run_segments(iter(source), plan, [per_segment_offset], lambda b: out.append(b.copy()), overlap=overlap)
+        return np.abs(np.diff(np.concatenate(out)[:, 0, 0, 0].astype(int)))
+
+    assert run(0).max() == 30  # a hard jump at the cut
+    assert run(5).max() <= 30 / 6 + 1  # spread over the 5 cross-faded frames and the cut
+
+
+MEMORY_SCRIPT = """
+import json, resource, sys, tracemalloc
+from pathlib import Path
+from facecast.video.pipeline import VideoJob, run_job
+src, out = Path(sys.argv[1]), Path(sys.argv[2])
+job = VideoJob(stabilize=True, ignore_person=False, temporal=True, max_segment_seconds=3.0)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()
+report = run_job(src, out, job)
+peak = tracemalloc.get_traced_memory()[1]
+print(json.dumps({"peak": peak, "frames": report.frames, "segments": len(report.plan),
+                  "longest": max(s.length for s in report.plan),
+                  "rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "rss_before_kb": before}))
+"""
+
+
+def measure_memory(*jobs: tuple[Path, Path]) -> list[dict]:
+    """Run a stabilise + temporal job on each (source, output) in its own fresh interpreter,
+    side by side; each one's peak traced memory (tracemalloc) and ru_maxrss."""
+    procs = [subprocess.Popen([sys.executable, "-c", MEMORY_SCRIPT, str(src), str(out)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for src, out in jobs]
+    results = []
+    for proc in procs:
+        stdout, stderr = proc.communicate()
+        assert proc.returncode == 0, stderr[-2000:]
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    return results
+
+
+def long_clip(path: Path, seconds: int, fps: int = 25, size=(160, 120)) -> Path:
+    """A small panning clip of `seconds` s (a mosaic of portraits seen by a drifting camera)."""
+    world = syn.scene(syn.data_dir() / "portraits", 180)
+    n = seconds * fps
+    xs = 40 + 60 * np.sin(np.arange(n) * 2 * np.pi / 200)
+    views = (syn.view(world, np.array([[1.0, 0, -x], [0, 1, -20], [0, 0, 1]]), size) for x in xs)
+    return syn.write_mp4(path, views, size, fps=fps, crf=23)
+
+
+@pytest.mark.slow
+def test_peak_memory_flat_from_10s_to_60s(tmp_path):
+    short, long = measure_memory((long_clip(tmp_path / "10s.mp4", 10), tmp_path / "o10.mp4"),
+                                 (long_clip(tmp_path / "60s.mp4", 60), tmp_path / "o60.mp4"))
+    assert short["frames"] == 250 and long["frames"] == 1500
+    assert abs(long["peak"] / short["peak"] - 1.0) <= 0.10

@@ -1,0 +1,104 @@
+"""Stabilisation: camera path smoothing, stabilising warps, re-shake, the camera-path file,
+and the shaky-pan bar (residual jitter <= 20% of injected, pan kept within 5%)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facecast.errors import CorruptMedia
+from facecast.video import metrics as M
+from facecast.video import synthetic as syn
+from facecast.video.analysis import analyse
+from facecast.video.pipeline import VideoJob, run_job
+from facecast.video.stabilize import camera_path, moving_average, reshake_frame, stabilize_frame
+from facecast.video.stream import frames, probe
+from facecast.video.transforms import CameraPath, params_of, similarity
+
+PORTRAITS = syn.data_dir() / "portraits"
+SIZE = (320, 240)
+
+
+@pytest.fixture(scope="module")
+def shaky(tmp_path_factory) -> dict:
+    folder = tmp_path_factory.mktemp("shaky")
+    truth = syn.shaky_clip(folder / "shaky.mp4", PORTRAITS, n=100, size=SIZE)
+    out = folder / "steady.mp4"
+    report = run_job(folder / "shaky.mp4", out, VideoJob(stabilize=True, ignore_person=False,
+                                                          transforms=folder / "steady.json"))
+    return {**truth, "folder": folder, "report": report, "out": out}
+
+
+def test_moving_average_keeps_straight_lines_to_the_ends():
+    line = np.column_stack([np.arange(50) * 2.5 + 3, -np.arange(50) * 0.5])
+    assert np.allclose(moving_average(line, 30), line)
+    assert np.allclose(moving_average(line, 1), line)
+
+
+def test_moving_average_removes_zero_mean_noise():
+    noise = np.random.default_rng(0).normal(0, 4, (300, 1))
+    assert moving_average(noise, 30).std() < 0.3 * noise.std()
+
+
+def test_similarity_round_trip():
+    p = np.array([3.0, -2.0, 0.05, 0.02])
+    assert np.allclose(params_of(similarity(p, (160, 120)), (160, 120)), p)
+
+
+def test_no_motion_gives_identity_warps():
+    path = camera_path(np.tile(np.eye(3), (20, 1, 1)), SIZE, 25.0, 30)
+    assert np.allclose(path.warps, np.eye(3))
+
+
+def test_reshake_undoes_stabilize_inside_the_frame():
+    img = syn.scene(PORTRAITS, 240)[:, :320].copy()
+    warp = similarity(np.array([4.0, -3.0, 0.01, 0.0]), (160, 120))
+    back = reshake_frame(stabilize_frame(img, warp), warp)
+    assert M.psnr(back[20:-20, 20:-20], img[20:-20, 20:-20]) > 30
+
+
+def test_reshake_pastes_only_the_region_into_the_original():
+    img = syn.scene(PORTRAITS, 240)[:, :320].copy()
+    warp = similarity(np.array([4.0, -3.0, 0.0, 0.0]), (160, 120))
+    generated = stabilize_frame(img, warp)
+    generated[100:140, 140:180] = 255  # "generated" pixels
+    region = np.array([[100, 60], [220, 60], [220, 180], [100, 180]], float)
+    out = reshake_frame(generated, warp, img, region)
+    assert np.array_equal(out[:50], img[:50])  # outside the region: original pixels, untouched
+    assert out[104:142, 137:175].mean() > 250  # the generated patch, moved back by the warp
+
+
+def test_shake_removed_and_pan_kept(shaky):
+    """Residual frame-to-frame jitter <= 20% of the injected jitter; the pan kept within 5%."""
+    info = probe(shaky["out"])
+    stabilised = list(frames(info))
+    truth = [syn.view(shaky["scene"], p @ shaky["base"], SIZE) for p in shaky["pan"]]
+    residual = np.array([M.register(t, s) for t, s in zip(truth, stabilised)])
+    injected = M.jitter(shaky["shake"], SIZE)
+    assert M.jitter(residual, SIZE) <= 0.20 * injected
+    c = M.corners(residual, SIZE)
+    pan_total = 2.0 * (len(truth) - 1)
+    assert abs((c[-1] - c[0])[:, 0].mean()) <= 0.05 * pan_total
+
+
+def test_camera_path_file_round_trip(shaky):
+    saved = CameraPath.load(shaky["folder"] / "steady.json")
+    assert saved.size == SIZE and saved.window == 30 and len(saved.warps) == 100
+    assert np.allclose(saved.warps, shaky["report"].camera.warps, atol=1e-6)
+    assert np.allclose(saved.warp(5, (640, 480))[:2, 2], saved.warps[5][:2, 2] * 2, atol=1e-6)
+
+
+def test_estimated_camera_follows_the_true_pan(shaky):
+    analysis = analyse(probe(shaky["folder"] / "shaky.mp4"), ignore_person=False)
+    assert analysis.inliers[1:].min() >= 20
+    path = camera_path(analysis.steps, SIZE, 25.0)
+    assert abs(path.camera[-1, 0] - path.camera[0, 0] + 2.0 * 99) < 0.05 * 2.0 * 99  # moving left in the frame
+
+
+def test_bad_camera_path_file_is_named(tmp_path):
+    bad = tmp_path / "t.json"
+    bad.write_text('{"format": "something else"}')
+    with pytest.raises(CorruptMedia, match="t.json"):
+        CameraPath.load(bad)
