@@ -1,0 +1,94 @@
+"""The web client end to end in real headless Chromium (Debian's /usr/bin/chromium, driven by
+Playwright): type text, watch the avatar play through Media Source Extensions with sound.
+
+Needs scripts/install-browser.sh and requirements/test-web.txt (scripts/install.sh --test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from facecast.server.harness import ServerProcess
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+TOKEN = "web-token-0123456789"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+MSE_TYPE = 'video/mp4; codecs="avc1.42C01E, mp4a.40.2"'  # what x264 ultrafast + AAC-LC give
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    data = tmp_path_factory.mktemp("web-server")
+    with ServerProcess(env={"FACECAST_API_TOKEN": TOKEN, "FACECAST_SERVER_DIR": str(data)},
+                       log=data / "serve.log") as proc:
+        yield proc
+        assert proc.alive() and "Traceback" not in proc.output(), proc.output()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed: run scripts/install-browser.sh")
+    playwright_api = pytest.importorskip("playwright.sync_api", reason="pip install -r requirements/test-web.txt")
+    with playwright_api.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{server.url}/?token={TOKEN}")
+    page.wait_for_function("document.querySelector('#avatar').options.length > 0")
+    yield page
+    page.close()
+    assert not errors, errors
+
+
+def test_chromium_plays_h264_and_aac_through_mse(page):
+    assert page.evaluate(f"MediaSource.isTypeSupported('{MSE_TYPE}')")
+
+
+def test_typed_text_plays_with_sound(page):
+    page.fill("#text", "Hello from a real browser. The avatar should talk now.")
+    page.click("#speak")
+    page.wait_for_function("window.facecast.firstFrameMs !== null", timeout=15_000)
+    page.wait_for_function("document.querySelector('#video').currentTime > 1.0", timeout=15_000)
+    video = page.evaluate("""() => { const v = document.querySelector('#video');
+        return {width: v.videoWidth, height: v.videoHeight, audio: v.webkitAudioDecodedByteCount,
+                error: v.error && v.error.message, mime: window.facecast.mime,
+                status: document.querySelector('#status').textContent}; }""")
+    assert (video["width"], video["height"]) == (512, 512) and video["error"] is None
+    assert video["audio"] > 0, "the audio track is decoded"
+    assert video["mime"] == MSE_TYPE
+    assert "first frame" in video["status"] and "frames/s" in video["status"]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_speaking.png"))
+    assert not page.is_disabled("#speak")
+
+
+def test_server_errors_are_shown_and_the_ui_stays_usable(page, tmp_path):
+    not_an_image = tmp_path / "notes.jpg"
+    not_an_image.write_text("these are notes, not a portrait")
+    page.set_input_files("#avatar-file", str(not_an_image))
+    page.click("#avatar-upload")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "415" in page.text_content("#error") and "not an image or video" in page.text_content("#error")
+    assert not page.is_disabled("#avatar-upload") and not page.is_disabled("#speak")
+    page.fill("#voice", "no-such-voice")
+    page.click("#speak")
+    page.wait_for_function("document.querySelector('#error').textContent.includes('voice')")
+    assert not page.is_disabled("#speak")
+    page.fill("#voice", "en")
+    page.fill("#text", "Still working.")
+    page.click("#speak")
+    page.wait_for_function("window.facecast.firstFrameMs !== null", timeout=15_000)
+    assert page.is_hidden("#error")
