@@ -24,7 +24,7 @@ class ContactSettings:
     speed_on: float = 0.25
     speed_off: float = 0.5
     height: float = 0.08
-    bridge: int = 3
+    bridge: int = 5
     min_frames: int = 4
 
     def __post_init__(self) -> None:

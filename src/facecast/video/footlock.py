@@ -86,8 +86,8 @@ def correct_foot(frame: np.ndarray, src: np.ndarray, dst: np.ndarray, settings: 
     """Move one foot from its keypoints src (3, 2) onto dst (3, 2) in (H, W, 3) uint8 `frame`
     (in place) and return the frame."""
     affine = fit_similarity(src, dst)
-    if affine is None:
-        return frame
+    if affine is None or np.abs(affine - np.eye(2, 3)).max() < 1e-3:
+        return frame  # nothing to move
     box = _foot_box(np.vstack([src, dst]), _foot_length(src), settings.pad, frame.shape)
     if box is None:
         return frame

@@ -119,12 +119,16 @@ def person_sprite(portraits_dir: Path, height: int = 200, name: str = "man_front
 
 
 def plate_clip(path: Path, portraits_dir: Path, *, n: int = 60, size: tuple[int, int] = (320, 240)) -> np.ndarray:
-    """A person swaying over a known background, covering the centre in most frames (so a
-    plain median fails there). Returns the background (h, w, 3) uint8."""
+    """A person over a known background: mostly in the middle (swaying a little), stepping
+    to the left edge for the first fifth and to the right edge for the last fifth. The middle
+    is covered in most frames, so a plain median keeps the person there. Returns the
+    background (h, w, 3) uint8."""
     bg = fabric(portraits_dir, size)
     sprite, alpha = person_sprite(portraits_dir, int(size[1] * 0.85))
-    centre = (size[0] - sprite.shape[1]) / 2
-    xs = centre + 0.62 * size[0] * np.sin(np.linspace(0, 2 * np.pi, n, endpoint=False))
+    w = sprite.shape[1]
+    centre = (size[0] - w) / 2
+    t = np.arange(n) / n
+    xs = np.where(t < 0.2, -0.55 * w, np.where(t >= 0.8, size[0] - 0.45 * w, centre + 10 * np.sin(12 * t)))
     frames = (paste_alpha(bg, sprite, alpha, int(x), size[1] - sprite.shape[0]) for x in xs)
     write_mp4(path, frames, size)
     return bg

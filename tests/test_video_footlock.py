@@ -1,0 +1,118 @@
+"""Foot locking: contacts on known keypoint tracks, slide reduced >= 80% during known
+contacts, nothing changed outside contacts, and mediapipe pose end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from facecast.errors import InvalidArgument, NoFaceFound
+from facecast.video import metrics as M
+from facecast.video import synthetic as syn
+from facecast.video.contacts import ContactSettings, detect_contacts, ground_line, runs
+from facecast.video.footlock import FootlockSettings, fit_similarity, lock_feet
+from facecast.video.pipeline import VideoJob, run_job
+from facecast.video.pose import PoseTracker
+
+PORTRAITS = syn.data_dir() / "portraits"
+TALKING = syn.data_dir() / "talking"
+FPS = 25.0
+
+
+@pytest.fixture(scope="module")
+def sliding():
+    frames, points, contacts = syn.foot_scene(PORTRAITS, n=90)
+    return frames, points, contacts, lock_feet(frames, points, fps=FPS, scale=120.0)
+
+
+def test_contacts_match_the_known_ones(sliding):
+    _, _, truth, result = sliding
+    found = result.contacts[:, 0]
+    assert not (found & ~truth).any()  # never locks a swinging foot
+    assert (found & truth).sum() >= 0.95 * truth.sum()
+    assert result.contacts[:, 1].all()  # the planted foot is in contact throughout
+
+
+def test_slide_reduced_by_80_percent_in_keypoints(sliding):
+    _, points, truth, result = sliding
+    before = M.slide(points[:, 0].mean(axis=1), truth)
+    after = M.slide(result.targets[:, 0].mean(axis=1), truth)
+    assert after <= 0.2 * before
+
+
+def test_slide_reduced_by_80_percent_in_the_image(sliding):
+    frames, _, truth, result = sliding
+    template = frames[0, 180:216, 50:100]  # the shoe where it first touched down
+    box = (0, 150, 200, 240)
+    before = M.slide(M.track_patch(frames, template, box), truth)
+    after = M.slide(M.track_patch(result.frames, template, box), truth)
+    assert before > 40 and after <= 0.2 * before
+
+
+def test_nothing_changes_outside_contacts(sliding):
+    frames, _, _, result = sliding
+    free = ~result.contacts[:, 0]  # the sliding foot swings; the other foot stands still throughout
+    assert free.sum() >= 10 and np.array_equal(result.frames[free], frames[free])
+
+
+def test_contact_extension_bridges_flicker():
+    t = np.arange(40)
+    points = np.zeros((40, 3, 2))
+    points[:, :, 0] = 100.0
+    points[:, :, 1] = 300.0
+    points[[12, 13], :, 1] = 270.0  # a 2-frame blip off the ground inside a contact
+    contacts = detect_contacts(points, fps=FPS, scale=100.0, ground=300.0)
+    assert runs(contacts) == [(0, 40)]
+    lifted = points.copy()
+    lifted[15:30, :, 1] = 300.0 - 40 * np.sin(np.pi * (t[15:30] - 15) / 15)[:, None]
+    assert len(runs(detect_contacts(lifted, fps=FPS, scale=100.0, ground=300.0))) == 2
+
+
+def test_hysteresis_keeps_a_contact_through_moderate_speed():
+    x = np.concatenate([np.full(10, 100.0), 100 + np.cumsum(np.full(10, 1.4)), np.full(10, 114.0)])
+    points = np.zeros((30, 3, 2))
+    points[:, :, 0] = x[:, None]
+    points[:, :, 1] = 300.0
+    s = ContactSettings(speed_on=2.0, speed_off=4.0)  # 1.4 px/frame x 25 fps / 10 px = 3.5 per s
+    assert detect_contacts(points, fps=FPS, scale=10.0, ground=300.0, settings=s).all()
+
+
+def test_ground_line_and_similarity_fit():
+    pts = np.full((5, 2, 3, 2), np.nan)
+    pts[:, 0, :, 1] = 200.0
+    assert ground_line(pts) == 200.0
+    src = np.array([[0.0, 0], [10, 0], [0, 10]])
+    affine = fit_similarity(src, src + (3, -2))
+    assert np.allclose(affine, [[1, 0, 3], [0, 1, -2]])
+    assert fit_similarity(np.full((3, 2), np.nan), src) is None
+
+
+def test_settings_are_checked():
+    with pytest.raises(InvalidArgument, match="blend"):
+        FootlockSettings(blend=1.5)
+    with pytest.raises(InvalidArgument, match="speeds"):
+        ContactSettings(speed_on=2.0, speed_off=1.0)
+
+
+@pytest.mark.slow
+def test_end_to_end_with_mediapipe_pose():
+    """A full-body figure with a real upper body; pose finds its feet; the slide shrinks.
+
+    Pose keypoints are less exact than known tracks, so the bar here is lower (see docs/video.md).
+    """
+    frames, truth, shoe = syn.paper_doll(TALKING / "man_suit_6s.mp4")
+    with PoseTracker() as tracker:
+        tracks = tracker.track(frames)
+    assert tracks.person.all() and tracks.feet_seen
+    result = lock_feet(frames, tracks.points, fps=FPS, scale=tracks.scale(frames.shape[1]))
+    template = frames[0, 415:445, 105:165]
+    box = (0, 380, 185, frames.shape[1])
+    before = M.slide(M.track_patch(frames, template, box), truth)
+    after = M.slide(M.track_patch(result.frames, template, box), truth)
+    assert before > 40 and after <= 0.4 * before
+
+
+def test_talking_head_has_no_feet(tmp_path):
+    with pytest.raises(NoFaceFound, match="woman_glasses_5s.mp4.*feet"):
+        run_job(TALKING / "woman_glasses_5s.mp4", tmp_path / "out.mp4", VideoJob(footlock=True))
+    assert not list(tmp_path.iterdir())
