@@ -1,0 +1,115 @@
+"""Render one avatar frame under driver motion: mesh warp, head mask, painted inner mouth."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from facecast.avatar import topology as topo
+from facecast.avatar.face_frame import FaceFrame
+from facecast.lipsync.inner_mouth import MouthColors, paint_mouth
+from facecast.portrait.driver import DriverMotion
+from facecast.portrait.mesh_warp import MeshWarp
+from facecast.portrait.pose import N_MESH
+from facecast.portrait.retarget import Retargeter, box_anchors
+from facecast.warp import GRID_STEP, WarpGrid, smoothstep
+
+BOX_MARGIN = 4 * GRID_STEP  # px around the still ring
+MOUTH_SAMPLES = 24  # points along each inner-lip edge of the painted mouth
+MASK_BLUR = 1.0  # coarse (GRID_STEP) px: softness of the head mask's edge
+PAINT_RAMP = 0.04  # face units of extra opening over which the painted mouth fades in
+
+
+class PortraitRenderer:
+    """Animates one still avatar frame.
+
+    frame: (H, W, 3) uint8 BGR; mesh: (478, 3) float px (the avatar's face mesh on it);
+    step: px between samples of the warp field (1: exact at fold edges; 2: faster).
+    Precomputes everything that depends only on the avatar (rings, triangulation, grid,
+    head mask, mouth colours) so a frame costs one rasterization and one remap.
+    """
+
+    def __init__(self, frame: np.ndarray, mesh: np.ndarray, step: int = 1):
+        self.frame = np.ascontiguousarray(frame)
+        self.retarget = Retargeter(mesh)
+        rings = self.retarget.rings
+        h, w = frame.shape[:2]
+        pts = np.concatenate([mesh[:, :2], rings.head[:, :2], rings.still])
+        box = np.concatenate([pts.min(0) - BOX_MARGIN, pts.max(0) + BOX_MARGIN])
+        self.grid = WarpGrid.over(box, (w, h), self.retarget.face)
+        g = self.grid
+        self._still = np.concatenate([rings.still, box_anchors(g.x0, g.y0, g.x0 + g.width, g.y0 + g.height)])
+        self.warp = MeshWarp(np.concatenate([mesh[:N_MESH, :2], rings.head[:, :2], self._still]), g, step)
+        self.mask = head_mask(rings.still, g, step)
+        self.colors = MouthColors.sample(frame, mesh)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) px of the output frames."""
+        return int(self.frame.shape[1]), int(self.frame.shape[0])
+
+    def moved_mesh(self, motion: DriverMotion) -> tuple[np.ndarray, np.ndarray]:
+        """Where the avatar's mesh and head ring go: (468, 3) px mesh, (K, 3) px ring."""
+        rt = self.retarget
+        return rt.head_motion(rt.expression(motion), motion), rt.head_motion(rt.rings.head, motion)
+
+    def render(self, motion: DriverMotion | None) -> np.ndarray:
+        """The avatar under `motion` (None: at rest): (H, W, 3) uint8 BGR, a new array."""
+        out = self.frame.copy()
+        if motion is None:
+            return out
+        mesh, ring = self.moved_mesh(motion)
+        target = np.concatenate([mesh[:, :2], ring[:, :2], self._still])
+        depth = np.concatenate([mesh[:, 2], ring[:, 2], np.full(len(self._still), np.inf)])
+        field = self.warp.field(target, depth) * self.mask[..., None]
+        self.grid.apply(self.frame, field, out)
+        self._paint_mouth(out, mesh, self.retarget.head_motion(self.retarget.mesh[:N_MESH], motion))
+        return out
+
+    def _paint_mouth(self, out: np.ndarray, mesh: np.ndarray, rest: np.ndarray) -> None:
+        """Paint the inner mouth between the moved inner-lip edges of `mesh` (468, 3) px where
+        the mouth opened wider than the avatar's own under the same head pose (`rest`, (468, 3)
+        px): the warp already shows the avatar's real mouth inside."""
+        face = FaceFrame.from_landmarks(mesh)
+        upper, lower = inner_lip_edges(face, mesh)
+        rest_gap = lip_gap(*inner_lip_edges(face, rest))
+        weight = float(smoothstep((lip_gap(upper, lower) - rest_gap) / PAINT_RAMP))
+        if weight <= 0.0:
+            return
+        if weight >= 1.0:
+            paint_mouth(out, face, upper, lower, self.colors, face.to_image)
+            return
+        painted = out.copy()
+        paint_mouth(painted, face, upper, lower, self.colors, face.to_image)
+        cv2.addWeighted(painted, weight, out, 1.0 - weight, 0.0, dst=out)
+
+
+def inner_lip_edges(face: FaceFrame, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inner-lip edges (upper, lower) of a (468+, 2+) px mesh, each (MOUTH_SAMPLES, 2) face units
+    sampled at the same increasing a from corner to corner."""
+    upper = face.to_face(mesh[topo.LIPS_INNER_UPPER, :2])
+    lower = face.to_face(mesh[topo.LIPS_INNER_LOWER, :2])
+    a = np.linspace(upper[0, 0], upper[-1, 0], MOUTH_SAMPLES)
+    if a[-1] < a[0]:
+        a = a[::-1]
+
+    def along(edge: np.ndarray) -> np.ndarray:
+        order = np.argsort(edge[:, 0])
+        return np.interp(a, edge[order, 0], edge[order, 1])
+
+    return np.stack([a, along(upper)], 1), np.stack([a, along(lower)], 1)
+
+
+def lip_gap(upper: np.ndarray, lower: np.ndarray) -> float:
+    """Largest inner-lip opening (face units) of edges from inner_lip_edges."""
+    return float(max(0.0, (lower[:, 1] - upper[:, 1]).max()))
+
+
+def head_mask(still_ring: np.ndarray, grid: WarpGrid, step: int) -> np.ndarray:
+    """(h, w) float32 mask sampled every `step` px over the grid's box: 1 inside the still
+    ring, 0 outside (what may move)."""
+    poly = (still_ring - [grid.x0, grid.y0]) / step
+    shape = (len(range(0, grid.height, step)), len(range(0, grid.width, step)))
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(cv2.convexHull(poly.astype(np.float32))[:, 0]).astype(np.int32)], 255)
+    return cv2.GaussianBlur(mask, (0, 0), MASK_BLUR * GRID_STEP / step).astype(np.float32) / 255.0
