@@ -86,12 +86,16 @@ class Runtime:
         log.info("warm-up took %.0f ms", (time.perf_counter() - start) * 1000)
 
     async def _reap_forever(self) -> None:
+        released_at = 0  # sessions ended when memory was last released
         while True:
             await asyncio.sleep(REAP_EVERY_S)
             try:
                 gone = self.sessions.reap()
                 if gone:
                     await self.run(_join_all, gone, 5.0)
+                if self.sessions.ended != released_at:
+                    released_at = self.sessions.ended
+                    await self.run(release_memory)
             except Exception:  # noqa: BLE001 - the sweep must go on
                 log.exception("session reaper failed")
 
@@ -99,3 +103,15 @@ class Runtime:
 def _join_all(sessions, timeout: float) -> None:
     for session in sessions:
         session.join(timeout)
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the system (glibc keeps it otherwise), after sessions end."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass

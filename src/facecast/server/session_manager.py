@@ -28,6 +28,7 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._shared_backend: LipsyncBackend | None = None
+        self.ended = 0  # sessions removed or reaped so far
 
     def backend(self) -> LipsyncBackend:
         """A backend for one session: the CPU default is cheap and keeps per-instance caches, so
@@ -67,7 +68,8 @@ class SessionManager:
         """Forget a session and stop its generation (returns it; join it off the event loop)."""
         session = self.get(sid)
         with self._lock:
-            self._sessions.pop(sid, None)
+            if self._sessions.pop(sid, None) is not None:
+                self.ended += 1
         session.stop()
         return session
 
@@ -78,6 +80,7 @@ class SessionManager:
             gone = [sid for sid, s in self._sessions.items()
                     if s.log.readers == 0 and now - s.log.idle_since > grace]
             sessions = [self._sessions.pop(sid) for sid in gone]
+            self.ended += len(sessions)
         for session in sessions:
             if session.alive:
                 self.telemetry.count("sessions_reaped")
