@@ -178,6 +178,11 @@ class StreamLog:
     def mime_ready(self) -> bool:
         return self._init is not None
 
+    @property
+    def init(self) -> bytes | None:
+        """The init segment (ftyp + moov), once the first frame is encoded."""
+        return self._init
+
     def depth(self) -> dict:
         """Queue depths: segments kept, and how far the slowest reader trails (segments)."""
         with self._cond:

@@ -105,6 +105,7 @@ class Session:
         self.state = "starting"
         self.error: str | None = None
         self.first_sent = False
+        self.audio_connected = False  # a live-audio WebSocket feeds this session
         self._idle_rows = backend.silence_features(settings.live_batch)
         self._encoder: StreamEncoder | None = None
         self._commands: queue.Queue = queue.Queue(maxsize=COMMAND_QUEUE)
