@@ -402,3 +402,13 @@ def test_live_audio_refuses_clips_unknown_ids_and_second_connections(server, cli
             assert "already has an audio connection" in json.loads(second.recv(timeout=5))["detail"]
     client.delete(f"/sessions/{live['id']}")
     assert_alive(client)
+
+
+def test_serve_binds_loopback_by_default():
+    from facecast.cli import build_parser
+    from facecast.server.settings import ServerSettings
+
+    args = build_parser().parse_args(["serve"])
+    assert args.host == "127.0.0.1" and ServerSettings().host == "127.0.0.1"
+    with pytest.raises(Exception, match="at least 8"):
+        ServerSettings.from_env(token="short")
