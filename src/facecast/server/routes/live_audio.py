@@ -19,7 +19,7 @@ import json
 import numpy as np
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from facecast.errors import FacecastError
+from facecast.errors import FacecastError, InvalidArgument
 from facecast.server.runtime import Runtime
 from facecast.streaming.session import Session
 
@@ -54,8 +54,7 @@ async def live_audio(websocket: WebSocket, session_id: str):
 
 
 def _open(rt: Runtime, session_id: str, rate_text: str | None) -> tuple[Session, int]:
-    from facecast.errors import InvalidArgument
-
+    """The live session and the PCM rate of a new connection; FacecastError naming the problem."""
     session = rt.sessions.get(session_id)
     if not session.live:
         raise InvalidArgument(f"session {session_id!r} plays a clip; live audio needs a live session")
