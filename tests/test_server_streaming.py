@@ -75,10 +75,11 @@ def test_a_stalled_reader_never_grows_memory(loop):
     assert jumped.keyframe and jumped.seq >= 1000 - 20 and log.skipped > 900
 
 
-def test_unread_live_stream_keeps_only_since_its_keyframe():
-    log = StreamLog(max_lag=10)
-    fill(log, 200, keyint=25)
-    assert log.depth()["segments_kept"] <= 25
+def test_unread_live_stream_keeps_only_since_its_keyframe(loop):
+    log = StreamLog(max_lag=100, from_start=False)
+    fill(log, 60, keyint=25)
+    assert log.depth()["segments_kept"] == 10
+    assert log.take(log.attach(loop)).seq == 51, "live readers start at the latest keyframe"
 
 
 def test_producer_waits_for_readers(loop):

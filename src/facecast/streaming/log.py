@@ -2,12 +2,12 @@
 
 The producer (a worker thread) appends; readers (asyncio tasks) hold only a cursor, so a slow
 reader costs no memory of its own. What is kept:
-  - before any reader has attached: everything, from the first segment (the first reader sees
-    the stream from t = 0; the producer of a clip waits instead of outrunning `max_lag`);
+  - for a clip, before any reader has attached: everything, from the first segment (the first
+    reader sees the stream from t = 0; the producer waits instead of outrunning `max_lag`);
   - afterwards: the segments since the latest keyframe, plus what attached readers still need,
     at most `max_lag` segments; a reader that falls further behind jumps to the latest keyframe.
-New readers after the first start at the latest keyframe: a renewed connection continues the
-stream where it is, generation never restarts.
+Other readers (and every reader of a live stream) start at the latest keyframe: a renewed
+connection continues the stream where it is, generation never restarts.
 """
 
 from __future__ import annotations
@@ -32,11 +32,13 @@ class StreamEnded(Exception):
 class StreamLog:
     """Init segment + recent segments of a stream; thread-safe; readers await new segments.
 
-    max_lag: segments a reader may trail the newest one before it is moved to a keyframe.
+    max_lag: segments a reader may trail the newest one before it is moved to a keyframe;
+    from_start: keep everything until the first reader comes and give it the stream from t = 0
+    (a clip); else every reader starts at the latest keyframe (a live stream).
     """
 
-    def __init__(self, max_lag: int):
-        self.max_lag = max_lag
+    def __init__(self, max_lag: int, from_start: bool = True):
+        self.max_lag, self.from_start = max_lag, from_start
         self._cond = threading.Condition()
         self._init: bytes | None = None
         self._segments: deque[Segment] = deque()
@@ -94,7 +96,7 @@ class StreamLog:
 
     def _trim(self) -> None:
         """Drop segments no reader can need any more (call with the lock held)."""
-        if not self._attached_ever and self._next_seq - 1 <= self.max_lag:
+        if self.from_start and not self._attached_ever and self._next_seq - 1 <= self.max_lag:
             return
         keep_from = self._key_seq if self._key_seq is not None else 1
         if self._cursors:
@@ -109,7 +111,7 @@ class StreamLog:
         with self._cond:
             rid = next(self._ids)
             first = self._segments[0].seq if self._segments else self._next_seq
-            from_start = not self._attached_ever and first == 1
+            from_start = self.from_start and not self._attached_ever and first == 1
             self._cursors[rid] = 1 if from_start else (self._key_seq or first)
             self._wakers[rid] = (loop, asyncio.Event())
             self._attached_ever = True

@@ -64,10 +64,10 @@ class StreamSettings:
     def keyint(self) -> int:
         return max(1, int(round(self.keyint_s * self.fps)))
 
-    @property
-    def max_lag(self) -> int:
-        """max_lag_s in segments."""
-        return max(4, int(math.ceil(self.max_lag_s * self.fps / self.batch)))
+    def max_lag(self, live: bool) -> int:
+        """max_lag_s in segments: a clip's hold `batch` frames, a live stream's one or a few."""
+        frames_per_segment = 1 if live else self.batch
+        return max(4, int(math.ceil(self.max_lag_s * self.fps / frames_per_segment)))
 
 
 class _Done:
@@ -98,7 +98,7 @@ class Session:
         self.settings, self.telemetry, self.created_at = settings, telemetry, created_at
         self.sample_rate = output_rate(sample_rate)
         self.backend = backend
-        self.log = StreamLog(max_lag=settings.max_lag)
+        self.log = StreamLog(max_lag=settings.max_lag(live), from_start=not live)
         columns = backend.silence_features(1).shape[1]
         self.speech = SpeechQueue(self.sample_rate, settings.fps, columns, backend.stream_features)
         self.produced = 0  # frames made
