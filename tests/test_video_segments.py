@@ -66,16 +66,6 @@ def test_runner_keeps_every_frame_in_order():
     assert seen_numbers[1][0] == plan[1].start - 5  # each segment after the first gets a 5-frame run-in
 
 
-def _noisy_small_clip(path: Path, seconds: float = 4.0) -> Path:
-    """The real talking clip at 192x192, with white noise (so temporal blending has work)."""
-    info = probe(TALKING, max_long_side=192)
-    rng = np.random.default_rng(0)
-    count = int(seconds * info.fps)
-    noisy = (np.clip(f + rng.normal(0, 6, f.shape), 0, 255).astype(np.uint8)
-             for i, f in zip(range(count), frames(info)))
-    return syn.write_mp4(path, noisy, info.size, fps=int(round(info.fps)))
-
-
 def _diffs(path: Path) -> np.ndarray:
     f = np.stack(list(frames(probe(path)))).astype(np.float32)
     return np.abs(np.diff(f, axis=0)).mean(axis=(1, 2, 3))
@@ -84,7 +74,7 @@ def _diffs(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def joined(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("segments")
-    clip = _noisy_small_clip(folder / "clip.mp4")
+    clip = syn.noisy_clip(folder / "clip.mp4", TALKING)
     job = VideoJob(stabilize=True, ignore_person=False, temporal=True, max_segment_seconds=0.8)
     report = run_job(clip, folder / "out.mp4", job)
     return {"report": report, "diffs": _diffs(folder / "out.mp4")}
@@ -146,18 +136,9 @@ def measure_memory(*jobs: tuple[Path, Path]) -> list[dict]:
     return results
 
 
-def long_clip(path: Path, seconds: int, fps: int = 25, size=(160, 120)) -> Path:
-    """A small panning clip of `seconds` s (a mosaic of portraits seen by a drifting camera)."""
-    world = syn.scene(syn.data_dir() / "portraits", 180)
-    n = seconds * fps
-    xs = 40 + 60 * np.sin(np.arange(n) * 2 * np.pi / 200)
-    views = (syn.view(world, np.array([[1.0, 0, -x], [0, 1, -20], [0, 0, 1]]), size) for x in xs)
-    return syn.write_mp4(path, views, size, fps=fps, crf=23)
-
-
 @pytest.mark.slow
 def test_peak_memory_flat_from_10s_to_60s(tmp_path):
-    short, long = measure_memory((long_clip(tmp_path / "10s.mp4", 10), tmp_path / "o10.mp4"),
-                                 (long_clip(tmp_path / "60s.mp4", 60), tmp_path / "o60.mp4"))
+    short, long = measure_memory((syn.panning_clip(tmp_path / "10s.mp4", 10), tmp_path / "o10.mp4"),
+                                 (syn.panning_clip(tmp_path / "60s.mp4", 60), tmp_path / "o60.mp4"))
     assert short["frames"] == 250 and long["frames"] == 1500
     assert abs(long["peak"] / short["peak"] - 1.0) <= 0.10

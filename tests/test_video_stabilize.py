@@ -3,7 +3,6 @@ and the shaky-pan bar (residual jitter <= 20% of injected, pan kept within 5%)."
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pytest

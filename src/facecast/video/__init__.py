@@ -1,13 +1,18 @@
 """Video avatars: stabilise, process in segments, keep the mouth temporally consistent,
 extract the background plate, lock the feet.
 
-The pipeline is decompose -> stabilise -> generate -> composite -> re-shake:
+The pipeline is decompose -> stabilise -> generate -> composite -> re-shake (docs/video.md):
 
-- `stream`, `output`: stream frames in and out with PyAV (never a whole video in memory)
-- `motion`, `transforms`, `stabilize`: camera path, smoothing, stabilising warps, re-shake
-- `segments`, `runner`: segment plans cut where little moves, overlap cross-fades at the joins
-- `temporal`: flow-guided blending of the generated region with the previous output frame
-- `matte`, `plate`, `composite`: person masks, the background plate, new backgrounds
-- `pose`, `contacts`, `footlock`: ankle tracks, foot contacts, local foot corrections
-- `pipeline`, `render`, `cli`: the stages put together for `facecast video ...` and `facecast render`
+- `stream`, `output`: frames in and out with PyAV, one at a time; atomic outputs
+- `analysis`, `motion`: one small-size pass measuring camera motion (Lucas-Kanade + RANSAC)
+  and picture change
+- `transforms`, `stabilize`, `reshake`: camera path, moving-average smoothing, stabilising
+  warps, and putting the camera motion back
+- `segments`, `runner`, `stages`: segment plans cut at quiet moments, the runner holding one
+  segment at a time with cross-faded joins, and the per-segment stages
+- `temporal`: flow-guided blending of the generated region with the previous output
+- `matte`, `plate`, `composite`: person mattes, the background plate, new backgrounds
+- `pose`, `contacts`, `footlock`: foot keypoints, contacts, local foot corrections
+- `pipeline`, `commands`, `cli`: `facecast video ...`; `stable_source`, `render`: `facecast render`
+- `metrics`, `synthetic`: ground-truth measures and clips for tests and benchmarks
 """

@@ -108,7 +108,7 @@ when the video is longer than the path (--frame-map), as facecast loops video av
 def _add_segments(vsub) -> None:
     p = vsub.add_parser("segments", formatter_class=RAW,
                         help="plan (or run) segment-wise processing of a long video",
-                        description=f"""Cut a long video into segments so that one segment at a time is in memory
+                        description="""Cut a long video into segments so that one segment at a time is in memory
 (peak memory does not grow with the video's length). Cuts go to the quietest
 moment (least picture change over the cross-fade) near evenly spaced positions,
 evenly spaced when nothing moves. Each segment is processed with --overlap
@@ -133,7 +133,8 @@ Without --output: print the plan. With it: run the chosen steps and write the vi
 
 
 def _add_plate(vsub) -> None:
-    p = vsub.add_parser("plate", formatter_class=RAW, help="extract the background plate (the scene without the person)",
+    p = vsub.add_parser("plate", formatter_class=RAW,
+                        help="extract the background plate (the scene without the person)",
                         description="""Estimate what the background looks like without the person: the per-pixel
 median over --samples evenly spaced frames, with the person masked out in each
 (mediapipe selfie segmentation; the mask is the maximum over the frame and its
@@ -172,9 +173,12 @@ with the original frame (0.7: 70/30). Frames outside contacts are not changed.
 Needs the feet in view: a video without a person or without visible feet is refused.""")
     _io(p)
     p.add_argument("--blend", type=float, default=0.7, help="share of the correction (default 0.7)")
-    p.add_argument("--speed-on", type=float, default=0.25, help="contact starts below this speed, leg lengths/s (default 0.25)")
-    p.add_argument("--speed-off", type=float, default=0.5, help="contact ends above this speed, leg lengths/s (default 0.5)")
-    p.add_argument("--height", type=float, default=0.08, help="max height above the ground line, leg lengths (default 0.08)")
+    p.add_argument("--speed-on", type=float, default=0.25,
+                   help="contact starts below this speed, leg lengths per second (default 0.25)")
+    p.add_argument("--speed-off", type=float, default=0.5,
+                   help="contact ends above this speed, leg lengths per second (default 0.5)")
+    p.add_argument("--height", type=float, default=0.08,
+                   help="highest a foot in contact may be above the ground line, leg lengths (default 0.08)")
     _segment_options(p)
     p.set_defaults(run=_run_footlock)
 

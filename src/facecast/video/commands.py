@@ -54,7 +54,10 @@ def stabilize(args) -> int:
     job = VideoJob(stabilize=True, window=args.window, ignore_person=not args.track_person,
                    transforms=transforms, **_segment_args(args))
     report = _run(args, job, "stabilising")
-    shift = abs(report.camera.warps[:, :2, 2]).max() if report.camera is not None else 0.0
+    from facecast.video.transforms import corner_shift
+
+    camera = report.camera
+    shift = max(corner_shift(w, camera.size) for w in camera.warps) if camera is not None else 0.0
     _summary(report, f"; camera path -> {transforms} (largest correction {shift:.1f} px)")
     return 0
 

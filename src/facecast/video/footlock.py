@@ -1,10 +1,13 @@
 """Foot locking: pin planted feet where they stand.
 
 For each contact, the foot's anchor is where it touched down (the median of its keypoints
-over the first ANCHOR_FRAMES frames of the contact), as a planted foot stays where it landed;
-the release at lift-off is hidden by the swing that follows. In each contact frame a similarity (least squares) maps the foot's keypoints onto
-the anchor; the frame is warped by it inside a feathered box around the foot, and that
-correction is blended 70/30 with the original frame. Frames outside contacts are untouched.
+over the first ANCHOR_FRAMES frames of the contact): a planted foot stays where it landed,
+and the release at lift-off is hidden by the swing that follows. Inside a contact the
+keypoints are smoothed over time (tracker jitter must not become correction jitter); in each
+contact frame a least-squares similarity maps them onto the anchor, the frame is warped by
+it inside a feathered box around the foot, and that correction is blended 70/30 with the
+original frame (so 30% of the sliding foot stays visible as a faint ghost; blend=1.0 removes
+it). Frames outside contacts are untouched.
 """
 
 from __future__ import annotations

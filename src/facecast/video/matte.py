@@ -27,18 +27,13 @@ class PersonSegmenter:
 
     def __init__(self, model: int = 0):
         with _lock, quiet_native_stderr():
-            self._first = True
             self._seg = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=model)
+            self._seg.process(np.zeros((64, 64, 3), np.uint8))  # TFLite prints its set-up lines now, silenced
 
     def matte(self, frame: np.ndarray) -> np.ndarray:
         """frame: (H, W, 3) uint8 BGR -> (H, W) float32 in [0, 1], 1 = person."""
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        if self._first:  # the first inference prints TFLite set-up lines natively
-            self._first = False
-            with quiet_native_stderr():
-                mask = self._seg.process(rgb).segmentation_mask
-        else:
-            mask = self._seg.process(rgb).segmentation_mask
+        mask = self._seg.process(rgb).segmentation_mask
         return np.clip(mask, 0.0, 1.0).astype(np.float32, copy=False)
 
     def close(self) -> None:

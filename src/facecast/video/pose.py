@@ -49,9 +49,9 @@ class PoseTracker:
 
     def __init__(self, min_confidence: float = 0.5, *, static: bool = False):
         with _lock, quiet_native_stderr():
-            self._first = True
             self._pose = mp.solutions.pose.Pose(static_image_mode=static, model_complexity=MODEL_COMPLEXITY,
                                                 smooth_landmarks=True, min_detection_confidence=min_confidence)
+            self._pose.process(np.zeros((64, 64, 3), np.uint8))  # TFLite prints its set-up lines now, silenced
 
     def track(self, frames: Iterable[np.ndarray]) -> FootTracks:
         """frames: (H, W, 3) uint8 BGR in order -> their FootTracks."""
@@ -66,12 +66,7 @@ class PoseTracker:
 
     def _feet(self, frame: np.ndarray) -> tuple[np.ndarray, float, bool]:
         h, w = frame.shape[:2]
-        if self._first:  # the first inference prints TFLite set-up lines natively
-            self._first = False
-            with quiet_native_stderr():
-                result = self._pose.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-        else:
-            result = self._pose.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        result = self._pose.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
         points = np.full((2, 3, 2), np.nan, np.float32)
         if result.pose_landmarks is None:
             return points, float("nan"), False

@@ -78,6 +78,9 @@ class VideoRender:
         """The path to prepare: a stabilised copy of a video source (cached), else the source."""
         if self.options.plate is not None:
             Background(self.options.plate, (16, 16))  # fail on a bad background before rendering
+        if (self.options.stabilize or self.options.footlock) and _is_still(Path(avatar_source)):
+            flag = "--stabilize" if self.options.stabilize else "--footlock"
+            raise InvalidArgument(f"{flag}: {avatar_source} is a still image; {flag} needs a video avatar")
         if self.options.footlock:
             from facecast.video.pipeline import require_feet
 
@@ -169,6 +172,13 @@ def _landmark_motion(avatar, count: int) -> np.ndarray:
     motion = np.zeros(count, np.float32)
     motion[1:] = np.linalg.norm(np.diff(pts, axis=0), axis=2).mean(axis=1)
     return motion
+
+
+def _is_still(path: Path) -> bool:
+    from facecast.media.reader import IMAGE_MAGIC
+
+    with path.open("rb") as fh:
+        return fh.read(16).startswith(IMAGE_MAGIC)
 
 
 def _frame_count(path: Path, info) -> int:

@@ -169,10 +169,10 @@ def foot_scene(portraits_dir: Path, *, n: int = 90, size: tuple[int, int] = (320
         c, contacts[t] = _sliding_foot(t, swing, slide_px)
         frame = bg.copy()
         _draw_shoe(frame, c)
-        _draw_shoe(frame, np.array([250.0, 200.0]))
+        _draw_shoe(frame, np.array([290.0, 200.0]))
         frames.append(frame)
         points[t, 0] = [c + (-10, -12), c + (-16, 4), c + (18, 4)]
-        points[t, 1] = [(240, 188), (234, 204), (268, 204)]
+        points[t, 1] = [(280, 188), (274, 204), (308, 204)]
     return np.stack(frames), points, contacts
 
 
@@ -254,3 +254,24 @@ def _draw_leg(frame: np.ndarray, hip: tuple[int, int], shoe: np.ndarray) -> None
     cv2.line(frame, hip, (int(shoe[0]), int(shoe[1] - 8)), (60, 50, 45), 26)
     cv2.ellipse(frame, (int(round(shoe[0] * q)) + 40, int(round(shoe[1] * q))), (24 * q, 9 * q), 0, 0, 360,
                 (20, 20, 20), -1, cv2.LINE_AA, 2)
+
+
+def panning_clip(path: Path, seconds: int, *, fps: int = 25, size: tuple[int, int] = (160, 120)) -> Path:
+    """A small clip of `seconds` s: a mosaic of portraits seen by a slowly swinging camera."""
+    world = scene(data_dir() / "portraits", 180)
+    n = seconds * fps
+    xs = 40 + 60 * np.sin(np.arange(n) * 2 * np.pi / 200)
+    views = (view(world, np.array([[1.0, 0, -x], [0, 1, -20], [0, 0, 1]]), size) for x in xs)
+    return write_mp4(path, views, size, fps=fps, crf=23)
+
+
+def noisy_clip(path: Path, source: Path, *, seconds: float = 4.0, long_side: int = 192, noise: float = 6.0) -> Path:
+    """A real clip scaled to `long_side` px with white noise added (work for temporal blending)."""
+    from facecast.video.stream import frames as stream_frames, probe
+
+    info = probe(source, max_long_side=long_side)
+    rng = np.random.default_rng(0)
+    count = int(seconds * info.fps)
+    noisy = (np.clip(f + rng.normal(0, noise, f.shape), 0, 255).astype(np.uint8)
+             for _, f in zip(range(count), stream_frames(info)))
+    return write_mp4(path, noisy, info.size, fps=int(round(info.fps)))
