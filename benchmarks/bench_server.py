@@ -210,6 +210,7 @@ def soak(server: ServerProcess, client: httpx.Client, minutes: float, grace: flo
             "rss_per_minute": samples,
             "peak_mb": peak, "end_mb": stats["memory"]["rss"], "sessions_left": len(stats["sessions"]),
             "session_errors": stats["counters"].get("session_errors", 0),
+            "http_5xx": stats["counters"].get("http_5xx", 0),
             "server_tracebacks": server.output().count("Traceback")}
 
 
@@ -281,10 +282,10 @@ def print_tables(results: dict) -> None:
     if "soak" in results:
         s = results["soak"]
         print("\n| soak | minutes | rounds | RSS baseline MiB | peak MiB | end MiB | sessions left | session errors "
-              "| client errors | server tracebacks |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "| HTTP 5xx | client errors | server tracebacks |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         print(f"| open / read / abort | {s['minutes']:g} | {s['rounds']} | {s['baseline_mb']:.0f} | {s['peak_mb']:.0f} "
-              f"| {s['end_mb']:.0f} | {s['sessions_left']} | {s['session_errors']} | {s['client_errors']} "
+              f"| {s['end_mb']:.0f} | {s['sessions_left']} | {s['session_errors']} | {s['http_5xx']} | {s['client_errors']} "
               f"| {s['server_tracebacks']} |")
         if s["rss_per_minute"]:
             print("\nRSS each minute during the soak (MiB): " + ", ".join(f"{v:.0f}" for v in s["rss_per_minute"]))

@@ -47,20 +47,29 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + FORM_OVERHEAD)
     app.add_middleware(TokenGuard, token=settings.token)
-    app.add_middleware(ReceivedAt)
+    app.add_middleware(RequestMeter, telemetry=runtime.telemetry)
     return app
 
 
 FORM_OVERHEAD = 64 * 1024  # bytes of multipart framing and small fields allowed beyond an upload's limit
 
 
-class ReceivedAt:
-    """Stamp each request with the monotonic time it arrived (scope state 'received')."""
+class RequestMeter:
+    """Stamp each request with the monotonic time it arrived (scope state 'received') and count
+    responses by class (http_2xx, http_4xx, http_5xx in /stats counters)."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, telemetry):
+        self.app, self.telemetry = app, telemetry
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] in ("http", "websocket"):
-            scope.setdefault("state", {})["received"] = time.monotonic()
-        await self.app(scope, receive, send)
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        scope.setdefault("state", {})["received"] = time.monotonic()
+
+        async def counted(message):
+            if message["type"] == "http.response.start":
+                self.telemetry.count(f"http_{message['status'] // 100}xx")
+            await send(message)
+
+        await self.app(scope, receive, counted)

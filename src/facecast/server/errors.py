@@ -65,6 +65,9 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("internal error on %s %s", request.method, request.url.path)
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is not None:  # this answer bypasses the request meter (it is sent outermost)
+        runtime.telemetry.count("http_5xx")
     return JSONResponse({"detail": f"internal error ({type(exc).__name__}); the server keeps running"},
                         status_code=500)
 
