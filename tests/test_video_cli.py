@@ -117,3 +117,16 @@ def test_render_with_stabilize_temporal_and_plate(avatar_clip, tmp_path, monkeyp
     assert main([*base, "-o", str(tmp_path / "new_bg.mp4"), "--plate", str(bg)]) == 0
     corner = np.stack(list(frames(probe(tmp_path / "new_bg.mp4"))))[:, :12, :12].astype(int)
     assert np.abs(corner - np.stack(a)[:, :12, :12]).mean() > 20  # the office is gone from the corner
+
+
+@pytest.mark.slow
+def test_render_with_footlock(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("FACECAST_CACHE_DIR", str(tmp_path / "cache"))
+    doll, _, _ = syn.paper_doll(DATA / "talking" / "man_suit_6s.mp4", n=40)
+    avatar = syn.write_mp4(tmp_path / "doll.mp4", doll, (doll.shape[2], doll.shape[1]))
+    speech = ["--audio", str(DATA / "speech" / "zh_short_01_3s.wav"), "-q"]
+    assert main(["render", "-a", str(avatar), *speech, "-o", str(tmp_path / "out.mp4"), "--footlock"]) == 0
+    assert len(list(frames(probe(tmp_path / "out.mp4")))) == 84
+    head = DATA / "talking" / "woman_glasses_5s.mp4"
+    assert main(["render", "-a", str(head), *speech, "-o", str(tmp_path / "head.mp4"), "--footlock"]) == 1
+    assert "feet" in capsys.readouterr().err and not (tmp_path / "head.mp4").exists()
