@@ -54,7 +54,21 @@ def probe_driver(path: Path) -> DriverInfo:
             fps = float(stream.base_rate or stream.average_rate or stream.guessed_rate or 25)
             return DriverInfo(fps, int(stream.frames or 0), bool(container.streams.audio))
     except av.error.FFmpegError as exc:
-        raise UnsupportedMedia(f"{path}: not a video facecast can read ({exc})") from None
+        reason = getattr(exc, "strerror", None) or str(exc)
+        if _looks_like_video(path):
+            raise CorruptMedia(f"{path}: looks like a video but cannot be decoded, truncated or damaged "
+                               f"({reason})") from None
+        raise UnsupportedMedia(f"{path}: not a video facecast can read ({reason})") from None
+
+
+VIDEO_MAGIC = (b"\x1a\x45\xdf\xa3", b"RIFF", b"FLV", b"\x00\x00\x01\xba", b"GIF8")  # mkv/webm, avi, flv, mpeg, gif
+
+
+def _looks_like_video(path: Path) -> bool:
+    """True when the first bytes are those of a video container (ISO-BMFF 'ftyp' box or VIDEO_MAGIC)."""
+    with path.open("rb") as fh:
+        head = fh.read(16)
+    return head[4:8] == b"ftyp" or head.startswith(VIDEO_MAGIC)
 
 
 def driver_frames(path: Path, fps: float) -> Iterator[tuple[np.ndarray, float]]:

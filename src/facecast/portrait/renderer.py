@@ -7,6 +7,7 @@ import numpy as np
 
 from facecast.avatar import topology as topo
 from facecast.avatar.face_frame import FaceFrame
+from facecast.compose import feathered_mask
 from facecast.lipsync.inner_mouth import MouthColors, paint_mouth
 from facecast.portrait.driver import DriverMotion
 from facecast.portrait.mesh_warp import MeshWarp
@@ -16,7 +17,7 @@ from facecast.warp import GRID_STEP, WarpGrid, smoothstep
 
 BOX_MARGIN = 4 * GRID_STEP  # px around the still ring
 MOUTH_SAMPLES = 24  # points along each inner-lip edge of the painted mouth
-MASK_BLUR = 1.0  # coarse (GRID_STEP) px: softness of the head mask's edge
+MASK_FEATHER = 2.0  # coarse (GRID_STEP) px: inward feather of the head mask's edge
 PAINT_RAMP = 0.04  # face units of extra opening over which the painted mouth fades in
 
 
@@ -106,10 +107,8 @@ def lip_gap(upper: np.ndarray, lower: np.ndarray) -> float:
 
 
 def head_mask(still_ring: np.ndarray, grid: WarpGrid, step: int) -> np.ndarray:
-    """(h, w) float32 mask sampled every `step` px over the grid's box: 1 inside the still
-    ring, 0 outside (what may move)."""
-    poly = (still_ring - [grid.x0, grid.y0]) / step
+    """(h, w) float32 mask sampled every `step` px over the grid's box: 1 well inside the still
+    ring, feathered inward, exactly 0 outside it (what may move)."""
+    poly = cv2.convexHull(((still_ring - [grid.x0, grid.y0]) / step).astype(np.float32))[:, 0]
     shape = (len(range(0, grid.height, step)), len(range(0, grid.width, step)))
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(mask, [np.round(cv2.convexHull(poly.astype(np.float32))[:, 0]).astype(np.int32)], 255)
-    return cv2.GaussianBlur(mask, (0, 0), MASK_BLUR * GRID_STEP / step).astype(np.float32) / 255.0
+    return feathered_mask(poly, shape, MASK_FEATHER * GRID_STEP / step)

@@ -14,7 +14,7 @@ import numpy as np
 
 from facecast.avatar import topology as topo
 from facecast.avatar.face_frame import FaceFrame
-from facecast.portrait.driver import EYE_PAIRS, DriverMotion
+from facecast.portrait.driver import CLOSED_GAP, EYE_PAIRS, DriverMotion, closed_estimate, lip_gap
 from facecast.portrait.pose import BROW_LOWER, N_MESH, fit_similarity, rotation_from_euler, skull_indices
 from facecast.warp import GRID_STEP, smoothstep
 
@@ -22,6 +22,12 @@ HEAD_RING = 0.28  # face units beyond the face oval: ring that moves with the he
 STILL_RING = 0.75  # face units beyond the face oval: ring that stays (background)
 LOWER_LID_SHARE = 0.15  # share of a blink taken by the lower lid
 BORDER_ANCHORS = 6  # still points per side of the warp box
+# Rings of mesh points above each upper lid, outer to inner corner like the lid itself: the lid
+# skin and lashes just above the lid margin, then the crease. A blink moves them by these
+# shares of the margin's motion, so the lid slides down instead of stretching the lashes.
+UPPER_LID_RINGS = ((np.array([247, 30, 29, 27, 28, 56, 190]), np.array([113, 225, 224, 223, 222, 221, 189])),
+                   (np.array([467, 260, 259, 257, 258, 286, 414]), np.array([342, 445, 444, 443, 442, 441, 413])))
+RING_SHARES = (0.7, 0.3)
 LIP_PAIRS = np.stack([topo.LIPS_INNER_UPPER[1:-1], topo.LIPS_INNER_LOWER[1:-1]], axis=1)  # (9, 2)
 
 
@@ -88,13 +94,19 @@ class Retargeter:
         self.weights = expression_weights(self.mesh, self.face)
         self.rings = face_rings(self.mesh, self.face)
         self._to_avatar: tuple | None = None  # (id, map, reference kept alive so its id stays unique)
+        self.closed = self.mesh[:N_MESH]
+        if lip_gap(self.mesh, self.mesh) > CLOSED_GAP * self.face.scale:  # photographed mid-word
+            self.closed = closed_estimate(self.mesh[:N_MESH], self.mesh)
 
     def expression(self, motion: DriverMotion) -> np.ndarray:
-        """The avatar mesh (468, 3) px with the driver's expression, before head motion."""
+        """The avatar mesh (468, 3) px with the driver's expression, before head motion.
+
+        Offsets measured from the driver's closed mouth apply to the avatar's mouth closed."""
         offsets = motion.offsets @ self._reference_map(motion.reference).T
-        moved = self.mesh[:N_MESH] + self.weights[:, None] * offsets
+        base = self.closed if motion.from_closed else self.mesh[:N_MESH]
+        moved = base + self.weights[:, None] * offsets
         self._move_lids(moved, motion.eyes)
-        self._keep_lips_apart(moved)
+        self._keep_lips_apart(moved, base)
         return moved
 
     def head_motion(self, pts: np.ndarray, motion: DriverMotion) -> np.ndarray:
@@ -111,19 +123,27 @@ class Retargeter:
         return self._to_avatar[1]
 
     def _move_lids(self, pts: np.ndarray, eyes: np.ndarray) -> None:
-        """Close or widen each eye in place: the upper lid moves toward the lower one."""
-        for (upper, lower, _), ratio in zip(EYE_PAIRS, eyes):
+        """Close or widen each eye in place: the upper lid (and the skin above it, partly)
+        moves toward the lower lid, which rises a little."""
+        for (upper, lower, _), rings, ratio in zip(EYE_PAIRS, UPPER_LID_RINGS, eyes):
             gap = pts[upper] - pts[lower]
             closing = max(0.0, 1.0 - float(ratio))
             pts[lower] += LOWER_LID_SHARE * closing * gap
-            pts[upper] = pts[lower] + float(ratio) * (gap - LOWER_LID_SHARE * closing * gap)
+            moved = pts[lower] + float(ratio) * (gap - LOWER_LID_SHARE * closing * gap)
+            delta = moved - pts[upper]
+            pts[upper] = moved
+            for ring, share in zip(rings, RING_SHARES):
+                pts[ring] += share * delta
 
-    def _keep_lips_apart(self, pts: np.ndarray) -> None:
-        """Where the lower inner lip rose above the upper one, meet in the middle (in place)."""
+    def _keep_lips_apart(self, pts: np.ndarray, base: np.ndarray) -> None:
+        """Where the lower inner lip rose above the upper one further than in `base` (468, 3) px,
+        both move apart symmetrically to that limit (in place)."""
         down = np.append(self.face.y_axis, 0.0)
-        up_pts, low_pts = pts[LIP_PAIRS[:, 0]], pts[LIP_PAIRS[:, 1]]
-        crossed = (low_pts - up_pts) @ down < 0
-        if crossed.any():
-            mid = 0.5 * (up_pts[crossed] + low_pts[crossed])
-            pts[LIP_PAIRS[crossed, 0]] = mid
-            pts[LIP_PAIRS[crossed, 1]] = mid
+        rest = (base[LIP_PAIRS[:, 1]] - base[LIP_PAIRS[:, 0]]) @ down
+        gap = (pts[LIP_PAIRS[:, 1]] - pts[LIP_PAIRS[:, 0]]) @ down
+        short = np.minimum(rest, 0.0) - gap  # > 0 where the lips crossed too far
+        fix = short > 0
+        if fix.any():
+            push = 0.5 * short[fix, None] * down
+            pts[LIP_PAIRS[fix, 0]] -= push
+            pts[LIP_PAIRS[fix, 1]] += push

@@ -1,0 +1,241 @@
+"""Live portrait core on real media: filters, pose fit, mesh warp, driver motion, retargeting."""
+
+from __future__ import annotations
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from conftest import portrait, talking
+from facecast.avatar import topology as topo
+from facecast.errors import InvalidArgument
+from facecast.portrait.animator import PortraitAnimator
+from facecast.portrait.driver import DriverMotion, DriverTracker, closed_estimate, eye_openness, lip_gap
+from facecast.portrait.filters import OneEuroFilter
+from facecast.portrait.mesh_warp import MeshWarp
+from facecast.portrait.pose import euler_deg, fit_similarity, rotation_from_euler
+from facecast.portrait.renderer import PortraitRenderer
+from facecast.portrait.source import load_avatar, still_of
+from facecast.avatar.face_frame import FaceFrame
+from facecast.warp import WarpGrid
+from probe import mouth_openings
+
+
+def driver_frames(name: str, limit: int, size: int = 480) -> list[np.ndarray]:
+    """The first `limit` frames of a talking clip, (size, size, 3) uint8 BGR."""
+    out = []
+    with av.open(str(talking(name))) as c:
+        for frame in c.decode(video=0):
+            out.append(cv2.resize(frame.to_ndarray(format="bgr24"), (size, size), interpolation=cv2.INTER_AREA))
+            if len(out) == limit:
+                break
+    return out
+
+
+@pytest.fixture(scope="module")
+def woman():
+    return still_of(load_avatar(portrait("woman_frontal_slight_turn_01.jpg")), 512)
+
+
+@pytest.fixture(scope="module")
+def renderer(woman):
+    return PortraitRenderer(woman.frame, woman.mesh)
+
+
+def rest_motion(mesh: np.ndarray, **changes) -> DriverMotion:
+    fields = dict(angles=np.zeros(3), shift=np.zeros(2), scale=1.0, offsets=np.zeros((468, 3)),
+                  eyes=np.ones(2), reference=mesh.astype(np.float64))
+    fields.update(changes)
+    return DriverMotion(**fields)
+
+
+def face_of(image: np.ndarray) -> np.ndarray:
+    from facecast.avatar.landmarks import FaceMesher
+
+    with FaceMesher(static=True) as mesher:
+        pts = mesher.landmarks(image)
+    assert pts is not None, "no face found in the rendered frame"
+    return pts
+
+
+def nose_offset(pts: np.ndarray) -> float:
+    """Nose tip across from the eye-corner midpoint, in eye distances (> 0: toward image-right)."""
+    a, b = pts[topo.EYE_OUTER_CORNERS[0], :2], pts[topo.EYE_OUTER_CORNERS[1], :2]
+    across = (b - a) / np.linalg.norm(b - a)
+    return float((pts[topo.NOSE_TIP, :2] - (a + b) / 2) @ across / np.linalg.norm(b - a))
+
+
+# -- building blocks --------------------------------------------------------------------------
+
+def test_one_euro_filter_removes_jitter_at_rest_and_keeps_up_with_fast_moves():
+    rng = np.random.default_rng(0)
+    f = OneEuroFilter(min_cutoff_hz=1.0, beta=0.1)
+    t = np.arange(200) / 30.0
+    noisy = 5.0 + rng.normal(0, 0.2, size=t.size)
+    still = np.array([f(x, ti) for x, ti in zip(noisy, t)])
+    assert still[30:].std() < 0.45 * noisy[30:].std()
+    step = np.where(t < 1.0, 0.0, 20.0)  # a fast head turn: 20 units at once
+    first = int(np.argmax(t >= 1.0))
+    f.reset()
+    adaptive = np.array([f(x, ti) for x, ti in zip(step, t)])
+    plain = OneEuroFilter(min_cutoff_hz=1.0, beta=0.0)  # a fixed low-pass with the same rest cutoff
+    fixed = np.array([plain(x, ti) for x, ti in zip(step, t)])
+    assert adaptive[first + 1] > 0.85 * 20.0  # one frame later it is (nearly) there
+    assert fixed[first + 1] < 0.5 * 20.0  # a fixed low-pass would lag
+
+
+def test_one_euro_filter_validates_settings():
+    with pytest.raises(ValueError, match="min_cutoff_hz"):
+        OneEuroFilter(min_cutoff_hz=0.0)
+
+
+def test_similarity_fit_recovers_rotation_scale_and_shift():
+    rng = np.random.default_rng(1)
+    src = rng.normal(size=(80, 3)) * 40
+    rot = rotation_from_euler([12.0, -7.0, 4.0])
+    dst = 1.2 * src @ rot.T + [3.0, -5.0, 8.0]
+    fit = fit_similarity(src, dst)
+    np.testing.assert_allclose(euler_deg(fit.rotation), [12.0, -7.0, 4.0], atol=1e-6)
+    assert fit.scale == pytest.approx(1.2)
+    np.testing.assert_allclose(fit.invert(dst), src, atol=1e-9)
+
+
+def test_mesh_warp_is_exact_for_an_affine_motion():
+    rng = np.random.default_rng(2)
+    src = np.concatenate([rng.uniform(30, 170, (40, 2)), [[-4, -4], [204, -4], [204, 204], [-4, 204]]])
+    face = FaceFrame(np.zeros(2), np.array([1.0, 0.0]), np.array([0.0, 1.0]), 1.0)
+    warp = MeshWarp(src, WarpGrid.over(np.array([0, 0, 199, 199.0]), (200, 200), face))
+    matrix, shift = np.array([[1.04, 0.03], [-0.02, 0.95]]), np.array([2.0, -1.5])
+    field = warp.field(src @ matrix.T + shift, np.zeros(len(src)))  # every point, corners too
+    xy = np.stack(np.meshgrid(np.arange(200.0), np.arange(200.0)), axis=-1)
+    expected = xy - (xy - shift) @ np.linalg.inv(matrix).T  # output x shows source x - D(x)
+    inner = (slice(10, 190), slice(10, 190))
+    np.testing.assert_allclose(field[inner], expected[inner], atol=1e-3)
+    assert not warp.field(src, np.zeros(len(src))).any()  # nothing moved: no displacement
+
+
+# -- the driver ---------------------------------------------------------------------------------
+
+def test_driver_tracker_validates_its_mode():
+    with pytest.raises(InvalidArgument, match="mode='sideways'"):
+        DriverTracker("sideways")
+    with pytest.raises(InvalidArgument, match="absolute"):
+        DriverTracker("absolute")
+
+
+def test_closed_estimate_closes_an_open_mouth():
+    avatar = still_of(load_avatar(portrait("man_frontal_mouth_open_01.jpg")))
+    mesh = avatar.mesh[:468].astype(np.float64)
+    assert lip_gap(mesh, avatar.mesh) > 0.1 * np.linalg.norm(mesh[33, :2] - mesh[263, :2])
+    assert abs(lip_gap(closed_estimate(mesh, avatar.mesh), avatar.mesh)) < 1e-6
+
+
+def test_driver_motion_is_zero_on_the_neutral_frame_and_sees_a_real_head_turn():
+    from facecast.avatar.landmarks import FaceMesher
+
+    frames = driver_frames("woman_glasses_5s.mp4", 122)
+    tracker = DriverTracker()
+    yaws, noses = [], []
+    with FaceMesher(static=False) as mesher:
+        for i, frame in enumerate(frames):
+            pts = mesher.landmarks(frame)
+            motion = tracker.update(pts, i / 25)
+            if i == 0:
+                np.testing.assert_allclose(motion.angles, 0.0, atol=1e-6)
+                np.testing.assert_allclose(motion.eyes, 1.0, atol=1e-6)
+            yaws.append(motion.angles[0])
+            noses.append(nose_offset(pts))
+    assert np.ptp(yaws) > 8.0  # this speaker turns her head
+    assert np.corrcoef(yaws, noses)[0, 1] < -0.8  # yaw > 0 turns the nose toward image-left
+
+
+# -- rendering ------------------------------------------------------------------------------------
+
+def test_rest_leaves_the_avatar_as_it_is(woman, renderer):
+    np.testing.assert_array_equal(renderer.render(None), woman.frame)
+    still = renderer.render(rest_motion(woman.mesh))
+    assert np.abs(still.astype(int) - woman.frame).max() <= 2
+
+
+def test_background_outside_the_head_never_moves(woman, renderer):
+    motion = rest_motion(woman.mesh, angles=np.array([25.0, 12.0, -15.0]), shift=np.array([0.2, -0.1]),
+                         scale=1.15, eyes=np.zeros(2))
+    out = renderer.render(motion)
+    head = np.zeros(woman.frame.shape[:2], np.uint8)
+    cv2.fillPoly(head, [np.round(cv2.convexHull(renderer.retarget.rings.still.astype(np.float32))).astype(np.int32)], 1)
+    outside = cv2.dilate(head, np.ones((5, 5), np.uint8)) == 0
+    assert outside.mean() > 0.1
+    np.testing.assert_array_equal(out[outside], woman.frame[outside])
+    assert np.abs(out.astype(int) - woman.frame).max() > 60  # while the head did move
+
+
+def test_head_turn_and_roll_show_in_the_rendered_face(woman, renderer):
+    rest = face_of(woman.frame)
+    left = face_of(renderer.render(rest_motion(woman.mesh, angles=np.array([15.0, 0.0, 0.0]))))
+    right = face_of(renderer.render(rest_motion(woman.mesh, angles=np.array([-15.0, 0.0, 0.0]))))
+    assert nose_offset(left) < nose_offset(rest) - 0.04 < nose_offset(right) - 0.08
+    rolled = face_of(renderer.render(rest_motion(woman.mesh, angles=np.array([0.0, 0.0, 10.0]))))
+
+    def eye_angle(p):
+        d = p[263, :2] - p[33, :2]
+        return np.degrees(np.arctan2(d[1], d[0]))
+
+    assert eye_angle(rolled) - eye_angle(rest) == pytest.approx(10.0, abs=2.5)
+
+
+def test_eyes_close_and_mouth_opens(woman, renderer):
+    rest = face_of(woman.frame)
+    half = face_of(renderer.render(rest_motion(woman.mesh, eyes=np.full(2, 0.5))))
+    closed = face_of(renderer.render(rest_motion(woman.mesh, eyes=np.zeros(2))))
+    # the face mesh never sees lids fully meet; a closed eye reads about 0.6 of an open one
+    assert (eye_openness(closed) < eye_openness(half)).all() and (eye_openness(half) < eye_openness(rest)).all()
+    assert (eye_openness(closed) < 0.7 * eye_openness(rest)).all()
+    offsets = np.zeros((468, 3))
+    below = FaceFrame.from_landmarks(woman.mesh).to_face(woman.mesh[:468, :2])[:, 1] > 0.0
+    offsets[below, 1] = 0.12 * np.linalg.norm(woman.mesh[33, :2] - woman.mesh[263, :2])  # jaw drop
+    opened = renderer.render(rest_motion(woman.mesh, offsets=offsets))
+    gaps = mouth_openings(np.stack([woman.frame, opened]))
+    assert gaps[1] > gaps[0] + 0.06
+
+
+def test_animation_follows_a_real_driver(woman):
+    frames = driver_frames("woman_glasses_5s.mp4", 90)
+    outs = []
+    with PortraitAnimator(woman) as animator:
+        for i, frame in enumerate(frames):
+            result = animator.animate(frame, i / 25)
+            assert result.face_found
+            outs.append(result.image)
+    driver_gap, render_gap = mouth_openings(np.stack(frames)), mouth_openings(np.stack(outs))
+    assert np.corrcoef(driver_gap, render_gap)[0, 1] > 0.8
+    driver_nose = [nose_offset(face_of(f)) for f in frames[::3]]
+    render_nose = [nose_offset(face_of(f)) for f in outs[::3]]
+    assert np.corrcoef(driver_nose, render_nose)[0, 1] > 0.8
+
+
+def test_absolute_mode_on_the_avatars_own_face_is_near_rest(woman):
+    with PortraitAnimator(woman, mode="absolute") as animator:
+        result = animator.animate(woman.frame, 0.0)
+    assert np.abs(result.motion.angles).max() < 3.0
+    assert np.abs(result.image.astype(np.int16) - woman.frame).mean() < 2.0
+
+
+def test_no_face_holds_the_last_pose_and_reset_takes_a_new_neutral(woman):
+    frames = driver_frames("man_suit_6s.mp4", 40)
+    blank = np.full_like(frames[0], 128)
+    with PortraitAnimator(woman) as animator:
+        first = animator.animate(blank, 0.0)
+        assert not first.face_found and first.motion is None
+        np.testing.assert_array_equal(first.image, woman.frame)  # no driver yet: at rest
+        last = None
+        for i, frame in enumerate(frames):
+            last = animator.animate(frame, 0.04 * (i + 1))
+        held = animator.animate(blank, 2.0)
+        assert not held.face_found
+        np.testing.assert_array_equal(held.image, last.image)
+        animator.reset()
+        fresh = animator.animate(frames[-1], 2.1)
+        assert np.abs(fresh.image.astype(np.int16) - woman.frame).mean() < 2.0
+        assert np.abs(last.image.astype(np.int16) - woman.frame).mean() > np.abs(
+            fresh.image.astype(np.int16) - woman.frame).mean()
