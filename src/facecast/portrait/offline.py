@@ -102,23 +102,22 @@ def driver_audio(path: Path, info: DriverInfo):
 
 
 class FrameGrid:
-    """Writes frames of a variable-rate driver on a constant `fps` grid: a frame at time t
-    fills slot round(t * fps); skipped slots repeat the previous frame, so audio stays in sync."""
+    """Writes frames of a variable-rate driver on a constant `fps` grid starting at time 0 (where
+    the audio starts): a frame at time t fills slot round(t * fps); skipped slots repeat the
+    previous frame (the first frame fills any slots before it), so audio stays in sync."""
 
     def __init__(self, writer, fps: int):
         self.writer, self.fps = writer, fps
-        self._t0: float | None = None
         self._last: np.ndarray | None = None
 
     def put(self, image: np.ndarray, t_s: float) -> None:
         """image: (H, W, 3) uint8 BGR shown from `t_s` seconds on."""
-        if self._t0 is None:
-            self._t0 = t_s
-        slot = int(round((t_s - self._t0) * self.fps))
+        slot = max(0, int(round(t_s * self.fps)))
         if slot < self.writer.frames_written:
             return  # a repeated timestamp: the slot is already taken
-        while self._last is not None and self.writer.frames_written < slot:
-            self.writer.write(self._last)
+        filler = image if self._last is None else self._last
+        while self.writer.frames_written < slot:
+            self.writer.write(filler)
         self.writer.write(image)
         self._last = image
 

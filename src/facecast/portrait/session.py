@@ -26,7 +26,7 @@ from facecast.portrait.telemetry import REGISTRY, SessionStats
 
 log = logging.getLogger("facecast.live")
 
-MAX_FRAME_BYTES = 4 * 1024 * 1024  # a larger message is refused before decoding
+MAX_FRAME_BYTES = 1024 * 1024  # a larger message is refused before decoding (the server's WebSocket limit is 1 MiB + 1 KiB)
 MAX_FRAME_SIDE = 4096  # px: larger decoded frames are refused
 JPEG_QUALITY = 80
 INPUT_QUEUE = 2  # frames waiting for the worker at most

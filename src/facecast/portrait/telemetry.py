@@ -18,7 +18,7 @@ import numpy as np
 from facecast.config import env
 
 STAGES = ("decode", "landmarks", "warp", "encode")
-WINDOW = 300  # frames kept per latency window
+WINDOW = 1024  # frames kept per latency window (34 s at 30 frames/s)
 RATE_WINDOW_S = 5.0  # s: delivered frames/s is measured over this window
 PROFILE_EVERY = 30  # frames between profile log lines
 
