@@ -31,8 +31,10 @@ def run_serve(args) -> int:
     import uvicorn
 
     from facecast.server.app import create_app
+    from facecast.server.runtime import limit_malloc_arenas
     from facecast.server.settings import MB, ServerSettings
 
+    limit_malloc_arenas()
     settings = ServerSettings.from_env(
         host=args.host, port=args.port, data_dir=args.data_dir, max_sessions=args.max_sessions,
         session_grace_s=args.grace, backend=args.backend,
