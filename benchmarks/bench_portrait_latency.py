@@ -22,7 +22,6 @@ from pathlib import Path
 import av
 import cv2
 import httpx
-import numpy as np
 from websockets.sync.client import connect
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -132,3 +132,15 @@ def test_profile_log_every_30_frames(monkeypatch, caplog):
     assert "loop p50/p95/p99 20.0/20.0/20.0 ms" in line and "landmarks=5.0" in line
     snap = stats.snapshot()
     assert snap["sent"] == 2 * PROFILE_EVERY and set(snap["stages_ms"]) == {"decode", "landmarks", "warp", "encode"}
+
+
+def test_async_queue_stays_bounded_when_nobody_reads():
+    async def scenario():
+        q = AsyncLatestQueue(maxsize=2, max_messages=8)
+        for i in range(1000):
+            q.put_nowait(f"message {i}", droppable=False)
+            q.put_nowait(i)
+        return len(q), q.dropped
+
+    size, dropped = asyncio.run(scenario())
+    assert size <= 10 and dropped == 2000 - size

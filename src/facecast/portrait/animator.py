@@ -34,26 +34,28 @@ class Animated:
 class PortraitAnimator:
     """Animates one avatar from one driver's frames. Not thread-safe: one per session thread.
 
-    mode: "relative" (default) or "absolute"; step: px between warp-field samples.
+    mode: "relative" (default) or "absolute"; step: px between warp-field samples (None: by
+    the size of the face, see PortraitRenderer).
     """
 
     def __init__(self, avatar: StillAvatar, mode: str = "relative",
-                 filters: FilterSettings = FilterSettings(), step: int = 1):
-        from facecast.avatar.landmarks import FaceMesher  # mediapipe loads only when needed
+                 filters: FilterSettings = FilterSettings(), step: int | None = None):
+        from facecast.portrait.tracking import FaceTracker  # mediapipe loads only when needed
 
         self.avatar = avatar
         self.renderer = PortraitRenderer(avatar.frame, avatar.mesh, step=step)
         self.tracker = DriverTracker(mode, avatar.mesh.astype(np.float64), filters)
-        self._mesher = FaceMesher(static=False, min_confidence=0.5)
+        self._faces = FaceTracker(min_confidence=0.5)
         self._last: DriverMotion | None = None
 
     def reset(self) -> None:
         """Take the driver's next face as the neutral frame; the avatar returns to rest."""
         self.tracker.reset()
+        self._faces.reset()
         self._last = None
 
     def close(self) -> None:
-        self._mesher.close()
+        self._faces.close()
 
     def __enter__(self) -> "PortraitAnimator":
         return self
@@ -64,7 +66,7 @@ class PortraitAnimator:
     def animate(self, driver: np.ndarray, t_s: float) -> Animated:
         """driver: (h, w, 3) uint8 BGR frame taken at `t_s` seconds -> the avatar frame."""
         start = time.perf_counter()
-        mesh = self._mesher.landmarks(shrink(driver, DRIVER_MAX_SIDE))
+        mesh = self._faces.landmarks(shrink(driver, DRIVER_MAX_SIDE))
         found = mesh is not None
         if found:
             self._last = self.tracker.update(mesh, t_s)

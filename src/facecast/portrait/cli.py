@@ -49,8 +49,7 @@ def run_animate(args) -> int:
     if args.max_size is not None and args.max_size < 16:
         raise InvalidArgument(f"--max-size {args.max_size!r}: must be at least 16 px")
     start = time.perf_counter()
-    with _progress("preparing", args.quiet) as progress:
-        avatar = still_of(load_avatar(args.avatar), args.max_size)
+    avatar = still_of(load_avatar(args.avatar), args.max_size)
     with _progress("animating", args.quiet) as progress:
         report = animate_file(avatar, args.driver, args.output, mode="absolute" if args.absolute else "relative",
                               crf=args.crf, preset=args.preset, progress=progress)

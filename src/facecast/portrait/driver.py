@@ -25,6 +25,7 @@ BLINK_NEUTRAL = 0.6  # a neutral eye less open than this share of a later frame'
 CLOSED_EYE = 0.25  # the face mesh's lids never meet: this openness ratio already is a closed eye
 INNER_LIPS = (topo.LIPS_INNER_UPPER[1:-1], topo.LIPS_INNER_LOWER[1:-1])  # paired inner-lip points
 CLOSED_GAP = 0.02  # face units: a mean inner-lip opening below this is a closed mouth
+TRUSTED_FIT = 0.06  # face units: RMS misfit of the skull points above which a mesh is not trusted
 SHIFT_MAX = 0.35  # face units: largest head translation passed on
 SCALE_RANGE = (0.8, 1.25)  # head size change passed on
 
@@ -171,15 +172,17 @@ class DriverTracker:
         offsets = aligned - reference[:N_MESH]
         eyes = eye_openness(aligned)
         if self.mode == "relative":
-            offsets[self._mouth] = aligned[self._mouth] - self._closed_mouth(aligned, reference)
-            eyes = eyes / self._eye_reference(eyes)
+            misfit = np.sqrt(((aligned[skull] - reference[skull]) ** 2).sum(1).mean()) / eye_distance(reference)
+            trusted = misfit < TRUSTED_FIT  # a garbled mesh must not become a reference
+            offsets[self._mouth] = aligned[self._mouth] - self._closed_mouth(aligned, reference, trusted)
+            eyes = eyes / self._eye_reference(eyes, trusted)
         else:
             eyes = eyes / np.maximum(eye_openness(reference), 1e-3)
         eyes = (eyes - CLOSED_EYE) / (1.0 - CLOSED_EYE)
         return DriverMotion(angles=euler_deg(to_ref.rotation), shift=shift, scale=from_neutral.scale,
                             offsets=offsets, eyes=eyes, reference=reference, from_closed=self.mode == "relative")
 
-    def _closed_mouth(self, aligned: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    def _closed_mouth(self, aligned: np.ndarray, reference: np.ndarray, trusted: bool) -> np.ndarray:
         """Lower-face points (M, 3) of the most closed mouth seen so far (reference px); while
         only an open mouth was seen, the first one closed by estimate (closed_estimate)."""
         gap = lip_gap(aligned, reference)
@@ -187,15 +190,15 @@ class DriverTracker:
             closed_gap = CLOSED_GAP * eye_distance(reference)
             self._closed = (gap, aligned[self._mouth].copy()) if gap < closed_gap else \
                 (closed_gap, closed_estimate(aligned, reference)[self._mouth])
-        elif gap < self._closed[0]:
+        elif gap < self._closed[0] and trusted:
             self._closed = (gap, aligned[self._mouth].copy())
         return self._closed[1]
 
-    def _eye_reference(self, openness: np.ndarray) -> np.ndarray:
+    def _eye_reference(self, openness: np.ndarray, trusted: bool) -> np.ndarray:
         """(2,) openness of open eyes: the neutral frame's, unless it caught a blink."""
         if self._open_eyes is None:
             self._open_eyes = openness.copy()
-        blinked = self._open_eyes < BLINK_NEUTRAL * openness
+        blinked = (self._open_eyes < BLINK_NEUTRAL * openness) & trusted
         self._open_eyes[blinked] = openness[blinked]
         return np.maximum(self._open_eyes, 1e-3)
 

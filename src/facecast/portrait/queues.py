@@ -89,14 +89,15 @@ class AsyncLatestQueue(Generic[T]):
 
     put_nowait() never waits: when `maxsize` droppable items (frames) are waiting, the oldest
     of them is dropped (counted in `dropped`). Items put with droppable=False (messages) are
-    never dropped. `await get()` waits without busy-waiting and returns items oldest first,
+    kept unless `max_messages` of them wait already (a client that never reads), then the
+    oldest item goes. `await get()` waits without busy-waiting and returns items oldest first,
     so messages and frames keep their order; after close() it returns None.
     """
 
-    def __init__(self, maxsize: int = 2):
+    def __init__(self, maxsize: int = 2, max_messages: int = 64):
         if maxsize < 1:
             raise ValueError(f"maxsize={maxsize!r}: must be at least 1")
-        self.maxsize = maxsize
+        self.maxsize, self.max_messages = maxsize, max_messages
         self._items: collections.deque = collections.deque()  # (item, droppable)
         self._ready = asyncio.Event()
         self._closed = False
@@ -108,6 +109,9 @@ class AsyncLatestQueue(Generic[T]):
         if droppable and sum(d for _, d in self._items) >= self.maxsize:
             oldest = next(i for i, (_, d) in enumerate(self._items) if d)
             del self._items[oldest]
+            self.dropped += 1
+        elif len(self._items) >= self.maxsize + self.max_messages:
+            self._items.popleft()
             self.dropped += 1
         self._items.append((item, droppable))
         self._ready.set()

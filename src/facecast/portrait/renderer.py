@@ -19,18 +19,20 @@ BOX_MARGIN = 4 * GRID_STEP  # px around the still ring
 MOUTH_SAMPLES = 24  # points along each inner-lip edge of the painted mouth
 MASK_FEATHER = 2.0  # coarse (GRID_STEP) px: inward feather of the head mask's edge
 PAINT_RAMP = 0.04  # face units of extra opening over which the painted mouth fades in
+FINE_PIXELS = 400 * 400  # px: warp boxes up to this area get the field at every pixel (step 1)
 
 
 class PortraitRenderer:
     """Animates one still avatar frame.
 
     frame: (H, W, 3) uint8 BGR; mesh: (478, 3) float px (the avatar's face mesh on it);
-    step: px between samples of the warp field (1: exact at fold edges; 2: faster).
+    step: px between samples of the warp field (1: sharp edges where a turned head folds over
+    itself; 2: four times fewer samples); None picks 1 for boxes up to FINE_PIXELS, else 2.
     Precomputes everything that depends only on the avatar (rings, triangulation, grid,
     head mask, mouth colours) so a frame costs one rasterization and one remap.
     """
 
-    def __init__(self, frame: np.ndarray, mesh: np.ndarray, step: int = 1):
+    def __init__(self, frame: np.ndarray, mesh: np.ndarray, step: int | None = None):
         self.frame = np.ascontiguousarray(frame)
         self.retarget = Retargeter(mesh)
         rings = self.retarget.rings
@@ -39,6 +41,7 @@ class PortraitRenderer:
         box = np.concatenate([pts.min(0) - BOX_MARGIN, pts.max(0) + BOX_MARGIN])
         self.grid = WarpGrid.over(box, (w, h), self.retarget.face)
         g = self.grid
+        step = step or (1 if g.width * g.height <= FINE_PIXELS else GRID_STEP)
         self._still = np.concatenate([rings.still, box_anchors(g.x0, g.y0, g.x0 + g.width, g.y0 + g.height)])
         self.warp = MeshWarp(np.concatenate([mesh[:N_MESH, :2], rings.head[:, :2], self._still]), g, step)
         self.mask = head_mask(rings.still, g, step)
@@ -111,4 +114,7 @@ def head_mask(still_ring: np.ndarray, grid: WarpGrid, step: int) -> np.ndarray:
     ring, feathered inward, exactly 0 outside it (what may move)."""
     poly = cv2.convexHull(((still_ring - [grid.x0, grid.y0]) / step).astype(np.float32))[:, 0]
     shape = (len(range(0, grid.height, step)), len(range(0, grid.width, step)))
-    return feathered_mask(poly, shape, MASK_FEATHER * GRID_STEP / step)
+    mask = feathered_mask(poly, shape, MASK_FEATHER * GRID_STEP / step)
+    if step > 1:  # upsampling spreads the field by up to a sample: keep that margin inside the ring
+        mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=2, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return mask

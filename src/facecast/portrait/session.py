@@ -75,6 +75,11 @@ def encode_jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
     return buf.tobytes()
 
 
+def _worth_telling(count: int) -> bool:
+    """Report the first few of a repeated problem, then every 30th: no flood of errors."""
+    return count <= 3 or count % 30 == 0
+
+
 class LiveSession:
     """Animates an avatar from a client's frames.
 
@@ -124,8 +129,10 @@ class LiveSession:
         except ValueError:
             kind, msg = None, None
         if kind not in CONTROL_TYPES:
-            self._error("bad_message", f"unknown control message {text[:80]!r}; expected JSON with "
-                        f"\"type\" one of {', '.join(CONTROL_TYPES)}")
+            self.stats.bad_messages += 1
+            if _worth_telling(self.stats.bad_messages):
+                self._error("bad_message", f"unknown control message {text[:80]!r}; expected JSON with "
+                            f"\"type\" one of {', '.join(CONTROL_TYPES)} ({self.stats.bad_messages} so far)")
             return
         getattr(self, f"_on_{kind}")(msg)
 
@@ -180,10 +187,14 @@ class LiveSession:
             return
         try:
             while (item := self.inbox.get()) is not None:
-                self._apply_pending(animator)
                 self.stats.in_depth = len(self.inbox)
-                if not self.paused:
-                    self._process(animator, *item)
+                try:
+                    self._apply_pending(animator)
+                    if not self.paused:
+                        self._process(animator, *item)
+                except Exception as exc:  # noqa: BLE001 - one bad frame must not end the session
+                    log.exception("live session %s: frame %s failed", self.stats.id, self._frame_no)
+                    self._error("frame_failed", f"frame {self._frame_no} could not be animated: {exc}")
         finally:
             animator.close()
 
@@ -222,12 +233,7 @@ class LiveSession:
                             f"the limit is {MAX_FRAME_SIDE} px a side")
             return
         t1 = time.perf_counter()
-        try:
-            result = animator.animate(image, received_s)
-        except Exception as exc:  # noqa: BLE001 - one bad frame must not end the session
-            log.exception("live session %s: frame %s failed", self.stats.id, self._frame_no)
-            self._error("frame_failed", f"frame {self._frame_no} could not be animated: {exc}")
-            return
+        result = animator.animate(image, received_s)
         t2 = time.perf_counter()
         jpeg = encode_jpeg(result.image, self.quality)
         times = {"decode": (t1 - t0) * 1e3, **result.times_ms, "encode": (time.perf_counter() - t2) * 1e3}
@@ -257,7 +263,7 @@ class LiveSession:
 
     def _bad_frame(self, message: str) -> None:
         self.stats.bad_frames += 1
-        if self.stats.bad_frames <= 3 or self.stats.bad_frames % 30 == 0:  # no flood of errors
+        if _worth_telling(self.stats.bad_frames):
             self._error("bad_frame", f"{message}; it was skipped ({self.stats.bad_frames} so far)")
 
     def _note_drops(self, dropped: int) -> None:

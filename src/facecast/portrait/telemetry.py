@@ -30,6 +30,19 @@ def profiling() -> bool:
     return env("PROFILE", "0") == "1"
 
 
+def _profile_log(line: str) -> None:
+    """Log a profile line at INFO; when logging is not configured (uvicorn configures only its own
+    loggers), "facecast.live" gets a stderr handler first, so the line is seen."""
+    if not log.hasHandlers():
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        log.addHandler(handler)
+        log.propagate = False
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
+    log.info(line)
+
+
 class LatencyWindow:
     """The last `size` durations in milliseconds, and their percentiles. Thread-safe."""
 
@@ -93,7 +106,7 @@ class SessionStats:
         self.loop = LatencyWindow()
         self.stages = {name: LatencyWindow() for name in STAGES}
         self.delivered = RateMeter()
-        self.received = self.sent = self.no_face = self.bad_frames = 0
+        self.received = self.sent = self.no_face = self.bad_frames = self.bad_messages = 0
         self.dropped_in = self.dropped_out = 0
         self.in_depth = self.out_depth = 0
 
@@ -111,7 +124,7 @@ class SessionStats:
         self.delivered.tick()
         self.sent += 1
         if profiling() and self.sent % PROFILE_EVERY == 0:
-            log.info(self.profile_line())
+            _profile_log(self.profile_line())
 
     def snapshot(self) -> dict:
         return {
@@ -119,7 +132,7 @@ class SessionStats:
             "loop_ms": self.loop.summary(), "stages_ms": {k: w.summary() for k, w in self.stages.items()},
             "delivered_fps": self.delivered.rate(), "received": self.received, "sent": self.sent,
             "dropped_in": self.dropped_in, "dropped_out": self.dropped_out, "no_face": self.no_face,
-            "bad_frames": self.bad_frames, "in_queue": self.in_depth, "out_queue": self.out_depth,
+            "bad_frames": self.bad_frames, "bad_messages": self.bad_messages, "in_queue": self.in_depth, "out_queue": self.out_depth,
         }
 
     def profile_line(self) -> str:
