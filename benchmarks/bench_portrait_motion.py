@@ -63,19 +63,20 @@ def _measure(shape) -> tuple[float, float]:
 def tracker_tracks(video: Path) -> tuple[np.ndarray, np.ndarray]:
     """facecast's unfiltered driver measures on the video's regular grid: (mouth opening since
     the most closed mouth, face units; yaw, degrees)."""
-    from facecast.avatar.landmarks import FaceMesher
     from facecast.portrait.driver import DriverTracker
+    from facecast.portrait.tracking import FaceTracker
 
-    tracker, times, rows = DriverTracker(), [], []
-    with FaceMesher(static=False, min_confidence=0.5) as mesher, av.open(str(video)) as container:
+    tracker, faces, times, rows = DriverTracker(), FaceTracker(), [], []
+    with av.open(str(video)) as container:
         for frame in container.decode(video=0):
-            pts = mesher.landmarks(frame.to_ndarray(format="bgr24"))
+            pts = faces.landmarks(frame.to_ndarray(format="bgr24"))
             if pts is None:
                 continue
             tracker.update(pts, float(frame.time))
             raw = tracker._measure(pts.astype(np.float64))
             times.append(float(frame.time))
             rows.append((raw.mouth_gap, raw.angles[0]))
+    faces.close()
     values = np.array(rows)
     fps = lipmeasure.video_fps(video)
     return tuple(lipmeasure._regular_grid(np.array(times), values[:, c], fps) for c in range(2))

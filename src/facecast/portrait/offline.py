@@ -138,8 +138,9 @@ def animate_file(avatar: StillAvatar, driver: str | Path, out: str | Path, *, mo
     audio = driver_audio(driver, info)
     total = info.frames or 0
     faces = decoded = 0
+    size = (avatar.frame.shape[1], avatar.frame.shape[0])
     with PortraitAnimator(avatar, mode=mode, filters=filters) as animator, \
-            Mp4Writer(out, (avatar.frame.shape[1], avatar.frame.shape[0]), fps, audio, crf=crf, preset=preset) as writer:
+            Mp4Writer(out, size, fps, audio, crf=crf, preset=preset) as writer:
         grid = FrameGrid(writer, fps)
         for i, (frame, t) in enumerate(driver_frames(driver, info.fps)):
             result = animator.animate(frame, t)

@@ -26,7 +26,7 @@ from facecast.portrait.telemetry import REGISTRY, SessionStats
 
 log = logging.getLogger("facecast.live")
 
-MAX_FRAME_BYTES = 1024 * 1024  # a larger message is refused before decoding (the server's WebSocket limit is 1 MiB + 1 KiB)
+MAX_FRAME_BYTES = 1024 * 1024  # refused before decoding (facecast serve's WebSocket limit is 1 MiB + 1 KiB)
 MAX_FRAME_SIDE = 4096  # px: larger decoded frames are refused
 JPEG_QUALITY = 80
 INPUT_QUEUE = 2  # frames waiting for the worker at most
@@ -118,6 +118,7 @@ class LiveSession:
         if self.paused:
             return
         dropped = self.inbox.put((data, time.perf_counter() if received_s is None else received_s))
+        self.stats.in_depth = len(self.inbox)
         self._note_drops(dropped)
 
     def control(self, text: str) -> None:
@@ -187,7 +188,6 @@ class LiveSession:
             return
         try:
             while (item := self.inbox.get()) is not None:
-                self.stats.in_depth = len(self.inbox)
                 try:
                     self._apply_pending(animator)
                     if not self.paused:

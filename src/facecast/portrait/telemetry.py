@@ -20,6 +20,7 @@ from facecast.config import env
 STAGES = ("decode", "landmarks", "warp", "encode")
 WINDOW = 1024  # frames kept per latency window (34 s at 30 frames/s)
 RATE_WINDOW_S = 5.0  # s: delivered frames/s is measured over this window
+IDLE_S = 1.0  # s without an event after which a stream counts as stopped
 PROFILE_EVERY = 30  # frames between profile log lines
 
 log = logging.getLogger("facecast.live")
@@ -81,13 +82,17 @@ class RateMeter:
             self._trim(now)
 
     def rate(self, now: float | None = None) -> float:
+        """Events/s between the first and last event of the window while events keep coming;
+        once they stop for more than IDLE_S, the count over the whole window (decaying to 0)."""
         now = time.perf_counter() if now is None else now
         with self._lock:
             self._trim(now)
-            if len(self._times) < 2:
+            n = len(self._times)
+            if n < 2:
                 return 0.0
-            span = max(now - self._times[0], 1e-6)
-            return round((len(self._times) - 1) / span if span < self.window_s else len(self._times) / self.window_s, 2)
+            if now - self._times[-1] > IDLE_S:
+                return round(n / self.window_s, 2)
+            return round((n - 1) / max(self._times[-1] - self._times[0], 1e-6), 2)
 
     def _trim(self, now: float) -> None:
         while self._times and now - self._times[0] > self.window_s:
@@ -132,7 +137,8 @@ class SessionStats:
             "loop_ms": self.loop.summary(), "stages_ms": {k: w.summary() for k, w in self.stages.items()},
             "delivered_fps": self.delivered.rate(), "received": self.received, "sent": self.sent,
             "dropped_in": self.dropped_in, "dropped_out": self.dropped_out, "no_face": self.no_face,
-            "bad_frames": self.bad_frames, "bad_messages": self.bad_messages, "in_queue": self.in_depth, "out_queue": self.out_depth,
+            "bad_frames": self.bad_frames, "bad_messages": self.bad_messages,
+            "in_queue": self.in_depth, "out_queue": self.out_depth,
         }
 
     def profile_line(self) -> str:
