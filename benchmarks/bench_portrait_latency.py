@@ -5,7 +5,7 @@ to a real `facecast serve` (child process) and the server's own telemetry gives 
 The client sends 640x480 JPEG frames (q80, like the web page) made from the talking clips, at
 --fps without waiting for answers, for --seconds; answers are read on another thread.
 
-usage: python benchmarks/bench_portrait_latency.py [--fps 30] [--seconds 30] [--avatar FILE]
+usage: python benchmarks/bench_portrait_latency.py [--fps 30] [--seconds 30] [--avatar default|FILE ...]
 """
 
 from __future__ import annotations
@@ -103,8 +103,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fps", type=float, default=30.0, help="frames per second the client sends (default 30)")
     parser.add_argument("--seconds", type=float, default=30.0, help="length of a run (default 30)")
-    parser.add_argument("--avatar", action="append", help="portrait file to upload and animate "
-                        "(default: the server's default avatar, the 512x512 astronaut)")
+    parser.add_argument("--avatar", action="append", help="portrait file to upload and animate, or 'default' "
+                        "for the server's default avatar, the 512x512 astronaut (the default); repeatable")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
     from facecast.server.harness import ServerProcess
@@ -115,10 +115,11 @@ def main() -> None:
           "landmarks p95 | warp p95 | encode p95 | dropped in |")
     print("|---|---|---|---|---|---|---|---|---|")
     with ServerProcess() as server:
-        for avatar_file in (args.avatar or [None]):
-            avatar = upload(server, Path(avatar_file)) if avatar_file else None
+        for avatar_file in (args.avatar or ["default"]):
+            own = avatar_file not in ("default", "")
+            avatar = upload(server, Path(avatar_file)) if own else None
             client = run_client(server, frames, args.fps, args.seconds, avatar)
-            print(_row(Path(avatar_file).name if avatar_file else "default (astronaut)", client), flush=True)
+            print(_row(Path(avatar_file).name if own else "default (astronaut)", client), flush=True)
             if client["warnings"]:
                 print("  messages:", client["warnings"][:3])
             time.sleep(1.0)

@@ -208,13 +208,24 @@ def live_avatar_rest(live: Live) -> np.ndarray:
     return decode(encode_jpeg(still_of(load_avatar(None), 512).frame))
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process in MiB (Linux)."""
+    with open(f"/proc/{pid}/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def test_a_flooding_client_gets_fresh_frames_and_a_warning(server, clip):
     with Live(server) as live:
         live.wait_for("ready")
         live.frame(clip[0])
+        before = rss_mib(server.proc.pid)
         for i in range(300):  # as fast as the socket takes them, without reading
             live.ws.send(clip[i % len(clip)])
         got = live.quiet(3.0)
+        assert rss_mib(server.proc.pid) - before < 100  # MiB: 300 frames (~20 MB) were not kept
         frames = [i for i in got if isinstance(i, bytes)]
         assert 1 <= len(frames) < 200  # stale frames were dropped, not queued
         assert any(isinstance(m, dict) and m.get("code") == "flood" for m in got)
