@@ -49,18 +49,21 @@ def _static(name: str) -> str:
     return resources.files("facecast.server").joinpath("static", name).read_text(encoding="utf-8")
 
 
+FILES = {name: _static(name) for name in ("live.html", "live.js")}  # read once, at import
+
+
 @router.get("/live", response_class=HTMLResponse, include_in_schema=False)
 async def live_page(request: Request) -> HTMLResponse:
     """The live-portrait page; a ?token= it was opened with is passed on to its script."""
     token = request_token(request.scope)
     query = f"?token={html.escape(quote(token, safe=''))}" if token else ""
-    page = _static("live.html").replace(TOKEN_MARK, query)
+    page = FILES["live.html"].replace(TOKEN_MARK, query)
     return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/live/live.js", include_in_schema=False)
 async def live_script() -> Response:
-    return Response(_static("live.js"), media_type="text/javascript; charset=utf-8",
+    return Response(FILES["live.js"], media_type="text/javascript; charset=utf-8",
                     headers={"Cache-Control": "no-cache"})
 
 
