@@ -102,6 +102,14 @@ def test_bad_options(model_dir, option):
         MuseTalkBackend(model_dir, device="cpu", **option)
 
 
+def test_options_from_the_environment(model_dir, monkeypatch):
+    monkeypatch.setenv("FACECAST_MUSETALK_DIR", str(model_dir))
+    monkeypatch.setenv("FACECAST_MUSETALK_BATCH", "8")
+    monkeypatch.setenv("FACECAST_MUSETALK_DEVICE", "cpu")
+    backend = get_backend("musetalk")
+    assert backend.batch_size == 8 and backend.device.type == "cpu" and backend.compile == "none"
+
+
 # -- whisper windows ---------------------------------------------------------------------
 
 def test_window_starts_at_25_fps():

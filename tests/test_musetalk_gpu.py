@@ -66,6 +66,14 @@ def test_fp16_graph_matches_cpu_float32(model_dir, avatar, features):
     assert np.abs(fast.astype(int) - slow)[changed].mean() < 2.0
 
 
+def test_graphs_replay_what_eager_computes(model_dir, avatar, features):
+    graphed = MuseTalkBackend(model_dir, batch_size=4)
+    eager = MuseTalkBackend(model_dir, batch_size=4, compile="none")
+    index = np.array([0, 0, 0, 0, 0], np.int64)
+    a, b = graphed.render(avatar, features[:5], index), eager.render(avatar, features[:5], index)
+    assert np.abs(a.astype(int) - b).max() <= 1
+
+
 def test_device_batches_stay_on_the_device(model_dir, avatar, features):
     backend = MuseTalkBackend(model_dir, batch_size=4)
     frames = backend.render_device(avatar, torch.from_numpy(features[:3]).cuda(), torch.zeros(3, dtype=torch.long))

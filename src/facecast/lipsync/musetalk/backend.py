@@ -17,42 +17,54 @@ import torch
 
 from facecast.audio.pcm import Audio
 from facecast.avatar.model import Avatar
+from facecast.config import env
 from facecast.errors import InvalidArgument
 from facecast.lipsync.base import FeatureStream, LipsyncBackend
 from facecast.lipsync.musetalk import cache, crops
 from facecast.lipsync.musetalk.compositor import AvatarPlanes, blend
 from facecast.lipsync.musetalk.files import default_model_dir, locate
 from facecast.lipsync.musetalk.loading import Models, load_models, resolve_device, resolve_dtype
-from facecast.lipsync.musetalk.network import LATENT, GraphedNet
+from facecast.lipsync.musetalk.network import LATENT, Graphed
 from facecast.lipsync.musetalk.stream import WhisperFeatureStream
 from facecast.lipsync.musetalk.windows import WHISPER_RATE, WINDOW, gather_windows, window_starts
 
 DEFAULT_BATCH = 16  # frames per network call
 MAX_BATCH = 256
 AVATARS_ON_DEVICE = 4  # prepared avatars kept on the device, least recently used dropped first
-COMPILE_MODES = ("none", "cudagraph", "default", "reduce-overhead", "max-autotune",
-                 "max-autotune-no-cudagraphs")
-GRAPH_MODES = ("reduce-overhead", "max-autotune")  # torch.compile modes that use CUDA graphs
+# compile option -> torch.compile mode (None: eager kernels). On a GPU every mode but "none" runs
+# each batch as CUDA graphs captured here (the network, and the paste per avatar), so inductor
+# never needs its own: "reduce-overhead" is inductor's default kernels plus those graphs.
+COMPILE_MODES = {"none": None, "cudagraph": None, "default": "default", "reduce-overhead": "default",
+                 "max-autotune": "max-autotune-no-cudagraphs",
+                 "max-autotune-no-cudagraphs": "max-autotune-no-cudagraphs"}
 ENCODE_CHUNK = 64  # avatar frames cropped and encoded at a time during preparation
 
 
 class MuseTalkBackend(LipsyncBackend):
     """Neural lip-sync with MuseTalk weights (v1 or v1.5 layout), loaded from local files only.
 
-    model_dir: folder laid out like the MuseTalk release (files.py); default FACECAST_MUSETALK_DIR
-    device: "cuda", "cuda:1", "cpu"; default cuda when available
-    dtype: "float16" (GPU default), "bfloat16", "float32" (CPU default)
-    batch_size: frames per network call; every call runs at exactly this batch
-    compile: "none", "cudagraph" (eager kernels in one captured CUDA graph; GPU default), or a
-             torch.compile mode ("default", "reduce-overhead", "max-autotune-no-cudagraphs", ...)
+    Every option left out falls back to an environment variable, then to the default:
+    model_dir: folder laid out like the MuseTalk release (files.py); FACECAST_MUSETALK_DIR
+    device: "cuda", "cuda:1", "cpu"; FACECAST_MUSETALK_DEVICE, else cuda when available
+    dtype: "float16" (GPU default), "bfloat16", "float32" (CPU default); FACECAST_MUSETALK_DTYPE
+    batch_size: frames per network call, every call runs at exactly this batch; FACECAST_MUSETALK_BATCH
+    compile: "none" (eager), "cudagraph" (eager kernels replayed as CUDA graphs; GPU default), or a
+             torch.compile mode ("reduce-overhead", "max-autotune", ...): inductor kernels, also
+             replayed as CUDA graphs; compiling takes about a minute per batch size;
+             FACECAST_MUSETALK_COMPILE
     models: already loaded networks (tests, benchmarks); model_dir is then not read
     """
 
     name = "musetalk"
 
     def __init__(self, model_dir: str | Path | None = None, *, device: str | None = None,
-                 dtype: str | None = None, batch_size: int = DEFAULT_BATCH, compile: str | None = None,
+                 dtype: str | None = None, batch_size: int | None = None, compile: str | None = None,
                  models: Models | None = None):
+        device = device or env("MUSETALK_DEVICE")
+        dtype = dtype or env("MUSETALK_DTYPE")
+        compile = compile or env("MUSETALK_COMPILE")
+        if batch_size is None:
+            batch_size = _int_or_text(env("MUSETALK_BATCH", str(DEFAULT_BATCH)))
         self.files = None if models is not None else locate(model_dir if model_dir is not None
                                                             else default_model_dir())
         self.device = models.device if models is not None else resolve_device(device)
@@ -63,12 +75,14 @@ class MuseTalkBackend(LipsyncBackend):
         mode = compile or ("cudagraph" if self.device.type == "cuda" else "none")
         if mode not in COMPILE_MODES:
             raise InvalidArgument(f"compile={compile!r} is not one of {list(COMPILE_MODES)}")
-        if mode != "none" and self.device.type != "cuda" and mode != "default":
+        if mode != "none" and self.device.type != "cuda":
             raise InvalidArgument(f"compile={compile!r} needs a CUDA device; device is {self.device}")
         self.compile = mode
+        self.graphs = mode != "none"
         self._models = models
         self._run = None
         self._planes: OrderedDict[str, AvatarPlanes] = OrderedDict()
+        self._blends: dict[str, Graphed] = {}  # per avatar: the paste as a CUDA graph
         self._silence: np.ndarray | None = None
         self._lock = threading.RLock()
 
@@ -97,16 +111,10 @@ class MuseTalkBackend(LipsyncBackend):
         with self._lock:
             if self._run is None:
                 net = self.models.net
-                if self.compile == "none":
-                    self._run = net
-                elif self.compile == "cudagraph":
-                    latents, audio = self._dummy_inputs()
-                    self._run = GraphedNet(net, latents, audio)
-                else:
-                    self._run = torch.compile(net, mode=None if self.compile == "default" else self.compile,
-                                              dynamic=False)
-                    with torch.inference_mode():
-                        self._call(*self._dummy_inputs())
+                inductor = COMPILE_MODES[self.compile]
+                if inductor is not None:
+                    net = torch.compile(net, mode=inductor, dynamic=False)
+                self._run = Graphed(net, *self._dummy_inputs()) if self.graphs else net
             return self._run
 
     def _dummy_inputs(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -116,10 +124,18 @@ class MuseTalkBackend(LipsyncBackend):
         audio = torch.randn(self.batch_size, rows, width, generator=g)
         return latents.to(self.device, self.dtype), audio.to(self.device, self.dtype)
 
+    @torch.inference_mode()
     def _call(self, latents: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        if self.compile in GRAPH_MODES:
-            torch.compiler.cudagraph_mark_step_begin()
-        return self._run(latents, audio)
+        """The network at the fixed batch: (B, 8, 32, 32), (B, 50, 384) -> (B, 3, 256, 256) in [0, 1]."""
+        return self._runner()(latents, audio)
+
+    def _paste(self, avatar: Avatar, planes: AvatarPlanes, crops: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        if not self.graphs:
+            return blend(planes, crops, index)
+        graph = self._blends.get(avatar.id)
+        if graph is None:
+            graph = self._blends[avatar.id] = Graphed(lambda i: blend(planes, crops, i), index)
+        return graph(index)
 
     # -- features ----------------------------------------------------------------------
     def audio_features(self, audio: Audio, fps: int) -> np.ndarray:
@@ -155,7 +171,8 @@ class MuseTalkBackend(LipsyncBackend):
             planes = AvatarPlanes.build(avatar.frames, layout, self._latents(avatar, layout), masks)
             self._planes[avatar.id] = planes
             while len(self._planes) > AVATARS_ON_DEVICE:
-                self._planes.popitem(last=False)
+                dropped, _ = self._planes.popitem(last=False)
+                self._blends.pop(dropped, None)
             return planes
 
     def _latents(self, avatar: Avatar, layout: crops.CropLayout) -> torch.Tensor:
@@ -184,7 +201,8 @@ class MuseTalkBackend(LipsyncBackend):
         out = np.empty((len(frame_indices), height, width, 3), np.uint8)
         for lo in range(0, len(frame_indices), self.batch_size):
             hi = min(lo + self.batch_size, len(frame_indices))
-            frames = self.render_device(avatar, features[lo:hi], frame_indices[lo:hi]).cpu().numpy()
+            with self._lock:  # the next batch reuses the device buffers
+                frames = self.render_device(avatar, features[lo:hi], frame_indices[lo:hi]).cpu().numpy()
             if frames.shape[1:3] == (height, width):
                 out[lo:hi] = frames
             else:  # only the window came back: the source frames live on the host
@@ -200,7 +218,8 @@ class MuseTalkBackend(LipsyncBackend):
 
         features: (B, 50, 384) float (numpy or a device tensor); frame_indices: (B,) int in [0, F).
         returns (B, H, W, 3) uint8 BGR on the device (only the paste window, (B, Wh, Ww, 3), for
-        avatars whose frames stay on the host).
+        avatars whose frames stay on the host). With CUDA graphs it is a buffer that the next call
+        overwrites: copy it before the next call (render() does, under the backend's lock).
         """
         n = len(frame_indices)
         if not 1 <= n <= self.batch_size:
@@ -220,9 +239,15 @@ class MuseTalkBackend(LipsyncBackend):
             if pad:
                 index = torch.cat([index, index[-1:].expand(pad)])
                 audio = torch.cat([audio, audio.new_zeros(pad, rows, width)])
-            self._runner()
             redrawn = self._call(planes.latents[index], audio)
-            return blend(planes, redrawn[:n], index[:n])
+            return self._paste(avatar, planes, redrawn, index)[:n]
+
+
+def _int_or_text(value: str) -> int | str:
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 def _to_whisper_rate(audio: Audio) -> np.ndarray:

@@ -70,7 +70,7 @@ def blend(planes: AvatarPlanes, crops: torch.Tensor, index: torch.Tensor) -> tor
     rgba = torch.cat([crops.to(planes.masks.dtype), planes.masks[index]], dim=1)  # (B, 4, 256, 256)
     grid = F.affine_grid(planes.affines[index].to(rgba.dtype), [b, 4, y1 - y0, x1 - x0], align_corners=False)
     warped = F.grid_sample(rgba, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    generated = warped[:, [2, 1, 0]].float().permute(0, 2, 3, 1) * 255.0  # (B, Wh, Ww, 3) BGR
+    generated = warped[:, :3].flip(1).float().permute(0, 2, 3, 1) * 255.0  # (B, Wh, Ww, 3) BGR
     alpha = warped[:, 3:4].float().permute(0, 2, 3, 1)
     if planes.frames is not None:
         out = planes.frames[index]

@@ -36,13 +36,16 @@ class LipsyncNet(nn.Module):
         width = int(unet.config.cross_attention_dim)
         code = torch.from_numpy(sinusoidal_encoding(WINDOW * states, width))
         self.register_buffer("position", code[None], persistent=False)  # (1, WINDOW * states, width)
+        # timestep 0 as a device tensor: a Python int would be copied from the host on every call,
+        # which CUDA graph capture forbids
+        self.register_buffer("timestep", torch.zeros(1, dtype=torch.int64), persistent=False)
 
     def forward(self, latents: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """latents: (B, 8, 32, 32), audio: (B, WINDOW * states, width), both in the model's dtype.
         Returns the redrawn crops (B, 3, 256, 256) in [0, 1], model dtype, RGB."""
         condition = (audio.float() + self.position).to(audio.dtype)
         latents = latents.contiguous(memory_format=torch.channels_last)
-        out = self.unet(latents, 0, encoder_hidden_states=condition, return_dict=False)[0]
+        out = self.unet(latents, self.timestep, encoder_hidden_states=condition, return_dict=False)[0]
         image = self.vae.decode(out / self.scaling, return_dict=False)[0]
         return (image * 0.5 + 0.5).clamp(0.0, 1.0)
 
@@ -68,27 +71,30 @@ class LipsyncNet(nn.Module):
         return torch.cat(out)
 
 
-class GraphedNet:
-    """A LipsyncNet captured as one CUDA graph at a fixed batch (eager kernels, no launch gaps).
+class Graphed:
+    """A function of fixed-shape device tensors captured as one CUDA graph (no launch gaps).
 
-    Call with (latents, audio) of exactly the captured shapes; the returned tensor is a static
-    buffer that the next call overwrites, so consume it before calling again.
+    fn(*inputs) -> tensor. Calls copy their arguments into the captured inputs and replay; the
+    returned tensor is a static buffer that the next call overwrites, so consume it first. The
+    warm-up calls run (and, for a torch.compile'd fn, compile) on a side stream before capture.
     """
 
-    def __init__(self, net: Callable, latents: torch.Tensor, audio: torch.Tensor, warmup: int = 2):
-        self._latents, self._audio = latents.clone(), audio.clone()
-        stream = torch.cuda.Stream(device=latents.device)
-        stream.wait_stream(torch.cuda.current_stream(latents.device))
+    def __init__(self, fn: Callable, *inputs: torch.Tensor, warmup: int = 2):
+        self.inputs = [x.clone() for x in inputs]
+        device = self.inputs[0].device
+        stream = torch.cuda.Stream(device=device)
+        stream.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(stream), torch.inference_mode():
             for _ in range(warmup):
-                net(self._latents, self._audio)
-        torch.cuda.current_stream(latents.device).wait_stream(stream)
+                fn(*self.inputs)
+        torch.cuda.current_stream(device).wait_stream(stream)
         self._graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self._graph), torch.inference_mode():
-            self._out = net(self._latents, self._audio)
+            self.output = fn(*self.inputs)
 
-    def __call__(self, latents: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        self._latents.copy_(latents)
-        self._audio.copy_(audio)
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor:
+        for static, given in zip(self.inputs, inputs):
+            if given is not static:
+                static.copy_(given)
         self._graph.replay()
-        return self._out
+        return self.output
