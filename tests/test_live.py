@@ -143,6 +143,9 @@ def test_frames_come_back_and_follow_the_driver(server, clip):
     stats = live_stats(server)
     assert stats["loop_ms"]["count"] >= len(clip) and stats["loop_ms"]["p95"] > 0
     assert set(stats["stages_ms"]) == {"decode", "landmarks", "warp", "encode"}
+    server_stats = httpx.get(server.url + "/stats", headers=server.headers, timeout=10).json()
+    assert server_stats["live"]["loop_ms"]["count"] >= len(clip)  # the server's /stats carries them too
+    assert set(server_stats["live"]["stages_ms"]) == {"decode", "landmarks", "warp", "encode"}
 
 
 def test_bad_frames_and_messages_are_answered_and_the_loop_keeps_running(server, clip):

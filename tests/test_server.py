@@ -108,6 +108,7 @@ def test_stats_reports_stages_and_memory(client):
     assert set(stats["latency_ms"]["render_ms_per_frame"]) == {"count", "p50", "p95", "p99", "max"}
     assert stats["counters"]["frames"] > 0 and "avatar_memory_hits" in stats["cache"]
     assert "segments_kept" in stats["queues"]
+    assert {"loop_ms", "stages_ms", "delivered_fps", "active_sessions"} <= set(stats["live"])
 
 
 def test_unknown_route_and_method(client):

@@ -92,3 +92,7 @@ class StatsOut(BaseModel):
     cache: dict[str, int] = Field(description="Avatar cache hits and misses.")
     memory: dict[str, float] = Field(description="Process memory in MiB: rss, peak rss.")
     queues: dict[str, int] = Field(description="Totals: queued commands, segments kept, readers.")
+    live: dict = Field(description="Live portrait (/ws/live): active and finished sessions, loop latency "
+                                   "(receive -> send) and per-stage latency (decode, landmarks, warp, encode) "
+                                   "p50/p95/p99 in ms, delivered frames/s, and each running session's queue "
+                                   "depths, drops and refusals.")

@@ -8,6 +8,7 @@ import time
 from fastapi import APIRouter, Depends
 
 from facecast import __version__
+from facecast.portrait.telemetry import live_stats
 from facecast.server.deps import get_runtime
 from facecast.server.models import HealthOut, StatsOut
 from facecast.server.routes.sessions import session_out
@@ -26,7 +27,8 @@ async def health(rt: Runtime = Depends(get_runtime)) -> dict:
 
 @router.get("/stats", response_model=StatsOut, summary="Latency, throughput, queues, cache, memory")
 async def stats(rt: Runtime = Depends(get_runtime)) -> dict:
-    """Per-stage latency p50/p95/p99, frames/s, queue depths, sessions, cache hits, memory."""
+    """Per-stage latency p50/p95/p99, frames/s, queue depths, sessions, cache hits, memory, and the
+    live-portrait loop's telemetry."""
     snap = rt.telemetry.snapshot()
     sessions = [session_out(s) for s in rt.sessions.all()]
     counters = snap["counters"]
@@ -37,7 +39,8 @@ async def stats(rt: Runtime = Depends(get_runtime)) -> dict:
     return {"uptime_s": round(time.monotonic() - rt.started, 3),
             "active_sessions": sum(1 for s in rt.sessions.all() if s.alive), "sessions": sessions,
             "latency_ms": snap["latency_ms"], "frames_per_s": round(snap["frames_per_s"], 2),
-            "counters": counters, "cache": cache, "memory": memory_mib(), "queues": queues}
+            "counters": counters, "cache": cache, "memory": memory_mib(), "queues": queues,
+            "live": live_stats()}
 
 
 def memory_mib() -> dict:
