@@ -254,3 +254,20 @@ def test_renders_an_mp4_through_the_engine(backend, avatar, clip, tmp_path):
         video = container.streams.video[0]
         assert (video.width, video.height) == avatar.size
         assert sum(1 for _ in container.decode(video)) == clip.frame_count(25)
+
+
+def test_cli_renders_with_the_backend_and_refuses_a_gpu_mode_on_the_cpu(model_dir, tmp_path, capsys, monkeypatch):
+    import av
+
+    from facecast.cli import main
+
+    monkeypatch.setenv("FACECAST_MUSETALK_DEVICE", "cpu")
+    base = ["render", "--backend", "musetalk", "--model-dir", str(model_dir), "-q",
+            "--avatar", str(portrait("man_webcam_offcenter_01.jpg")), "--text", "Hi."]
+    refused = tmp_path / "refused.mp4"
+    assert main(base + ["--compile", "cudagraph", "-o", str(refused)]) == 1
+    assert "needs a CUDA device" in capsys.readouterr().err and not refused.exists()
+    out = tmp_path / "cli.mp4"
+    assert main(base + ["-o", str(out)]) == 0
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].codec_context.name == "h264" and container.streams.audio

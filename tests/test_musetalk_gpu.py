@@ -55,8 +55,8 @@ def features():
 
 
 def test_fp16_graph_matches_cpu_float32(model_dir, avatar, features):
-    gpu = MuseTalkBackend(model_dir, batch_size=4)
-    assert gpu.device.type == "cuda" and gpu.dtype == torch.float16 and gpu.compile == "cudagraph"
+    gpu = MuseTalkBackend(model_dir, batch_size=4, compile="cudagraph")
+    assert gpu.device.type == "cuda" and gpu.dtype == torch.float16
     cpu = MuseTalkBackend(model_dir, device="cpu", batch_size=4)
     index = np.zeros(6, np.int64)
     fast, slow = gpu.render(avatar, features, index), cpu.render(avatar, features, index)
@@ -67,11 +67,20 @@ def test_fp16_graph_matches_cpu_float32(model_dir, avatar, features):
 
 
 def test_graphs_replay_what_eager_computes(model_dir, avatar, features):
-    graphed = MuseTalkBackend(model_dir, batch_size=4)
+    graphed = MuseTalkBackend(model_dir, batch_size=4, compile="cudagraph")
     eager = MuseTalkBackend(model_dir, batch_size=4, compile="none")
     index = np.array([0, 0, 0, 0, 0], np.int64)
     a, b = graphed.render(avatar, features[:5], index), eager.render(avatar, features[:5], index)
     assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_default_is_inductor_kernels_as_graphs(model_dir, avatar, features):
+    compiled = MuseTalkBackend(model_dir, batch_size=4)
+    assert compiled.compile == "reduce-overhead" and compiled.dtype == torch.float16
+    eager = MuseTalkBackend(model_dir, batch_size=4, compile="none")
+    index = np.zeros(5, np.int64)
+    a, b = compiled.render(avatar, features[:5], index), eager.render(avatar, features[:5], index)
+    assert a.shape == b.shape and np.abs(a.astype(int) - b).mean() < 1.0
 
 
 def test_device_batches_stay_on_the_device(model_dir, avatar, features):

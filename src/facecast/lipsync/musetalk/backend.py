@@ -37,6 +37,7 @@ AVATARS_ON_DEVICE = 4  # prepared avatars kept on the device, least recently use
 COMPILE_MODES = {"none": None, "cudagraph": None, "default": "default", "reduce-overhead": "default",
                  "max-autotune": "max-autotune-no-cudagraphs",
                  "max-autotune-no-cudagraphs": "max-autotune-no-cudagraphs"}
+GPU_COMPILE = "reduce-overhead"  # the GPU default: inductor kernels as CUDA graphs (about 1 min to compile)
 ENCODE_CHUNK = 64  # avatar frames cropped and encoded at a time during preparation
 
 
@@ -48,10 +49,10 @@ class MuseTalkBackend(LipsyncBackend):
     device: "cuda", "cuda:1", "cpu"; FACECAST_MUSETALK_DEVICE, else cuda when available
     dtype: "float16" (GPU default), "bfloat16", "float32" (CPU default); FACECAST_MUSETALK_DTYPE
     batch_size: frames per network call, every call runs at exactly this batch; FACECAST_MUSETALK_BATCH
-    compile: "none" (eager), "cudagraph" (eager kernels replayed as CUDA graphs; GPU default), or a
-             torch.compile mode ("reduce-overhead", "max-autotune", ...): inductor kernels, also
-             replayed as CUDA graphs; compiling takes about a minute per batch size;
-             FACECAST_MUSETALK_COMPILE
+    compile: "none" (eager; CPU default), "cudagraph" (eager kernels replayed as CUDA graphs; ready
+             at once, half the speed), or a torch.compile mode ("reduce-overhead", the GPU default,
+             "max-autotune", ...): inductor kernels, also replayed as CUDA graphs; compiling takes
+             about a minute per batch size; FACECAST_MUSETALK_COMPILE
     models: already loaded networks (tests, benchmarks); model_dir is then not read
     """
 
@@ -72,7 +73,7 @@ class MuseTalkBackend(LipsyncBackend):
         if not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= MAX_BATCH:
             raise InvalidArgument(f"batch_size={batch_size!r} must be an integer in 1..{MAX_BATCH}")
         self.batch_size = int(batch_size)
-        mode = compile or ("cudagraph" if self.device.type == "cuda" else "none")
+        mode = compile or (GPU_COMPILE if self.device.type == "cuda" else "none")
         if mode not in COMPILE_MODES:
             raise InvalidArgument(f"compile={compile!r} is not one of {list(COMPILE_MODES)}")
         if mode != "none" and self.device.type != "cuda":
