@@ -9,7 +9,7 @@ ones instead. For each compile mode and batch size it times, with CUDA events af
   ttff   time to first frame of a stream: push the first 200 ms of audio (whisper on the GPU),
          render the frames it releases, copy them to the host (wall clock, median of 5)
 
-    python benchmarks/bench_musetalk.py                                  # none + cudagraph, batches 4 16 48
+    python benchmarks/bench_musetalk.py                                  # reduce-overhead + cudagraph, batches 4 16 48
     python benchmarks/bench_musetalk.py --modes reduce-overhead --batches 16
     python benchmarks/bench_musetalk.py --avatar portrait.jpg --json results.jsonl
 
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
 def parse(argv):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--batches", type=int, nargs="+", default=[4, 16, 48])
-    p.add_argument("--modes", nargs="+", default=["none", "cudagraph"],
+    p.add_argument("--modes", nargs="+", default=["reduce-overhead", "cudagraph"],
                    help="compile modes: none cudagraph default reduce-overhead max-autotune-no-cudagraphs ...")
     p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--steps", type=int, default=40, help="timed steps per row")
