@@ -7,23 +7,36 @@ import os
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+SERVE_EPILOG = """\
+environment (command-line options win):
+  FACECAST_API_TOKEN        require this token (Bearer header or ?token=) on every request
+  FACECAST_MAX_UPLOAD_MB    largest upload (default 50)
+  FACECAST_SERVER_DIR       uploaded sources and the avatar index
+  FACECAST_CACHE_DIR        prepared avatars (default ~/.cache/facecast)
+  FACECAST_BACKEND          lip-sync backend; FACECAST_MUSETALK_* configure musetalk (docs/musetalk.md)
+  FACECAST_PROFILE=1        live-portrait sessions log their latency every 30 frames
+
+pages: / (web client), /live (webcam live portrait), /docs (OpenAPI); details in docs/server.md
+"""
 
 
 def add_commands(sub) -> None:
     p = sub.add_parser("serve", help="HTTP server with a web client: stream talking avatars to a browser",
                        description="Serve the API and the web client. Binds 127.0.0.1 unless told otherwise. "
                                    "Set FACECAST_API_TOKEN to require a token on every request.",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--host", default=LOOPBACK, help="address to listen on (0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port")
+                       epilog=SERVE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default=LOOPBACK, help="address to listen on (default 127.0.0.1; 0.0.0.0 exposes it "
+                                                     "to the network)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--max-upload-mb", type=float, default=None, help="largest upload in MiB (default 50)")
     p.add_argument("--data-dir", type=Path, default=None, help="uploaded sources and the avatar index "
                                                               "(default <cache>/server)")
     p.add_argument("--max-sessions", type=int, default=None, help="sessions generating at once (default 16)")
     p.add_argument("--grace", type=float, default=None, help="seconds a session lives without readers (default 10)")
-    p.add_argument("--backend", default=None, help="lip-sync backend (default classic)")
+    p.add_argument("--backend", default=None, help="lip-sync backend: classic (CPU, default) or musetalk "
+                                                       "(GPU; weights from FACECAST_MUSETALK_DIR)")
     p.add_argument("--no-warmup", action="store_true", help="skip the warm-up at start")
-    p.add_argument("--log-level", default="info", help="uvicorn log level")
+    p.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
     p.set_defaults(run=run_serve)
 
 
