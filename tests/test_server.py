@@ -58,8 +58,10 @@ def png(image: np.ndarray) -> bytes:
     return cv2.imencode(".png", image)[1].tobytes()
 
 
-def read_stream(client, session_id: str, seconds: float | None = None) -> list[tuple[bytes, bytes]]:
-    """The boxes of /stream/{id} until it ends (or `seconds` pass)."""
+def read_stream(client, session_id: str, seconds: float | None = None,
+                past: int | None = None) -> list[tuple[bytes, bytes]]:
+    """The boxes of /stream/{id} until it ends, `seconds` pass, or a video run starts at or after
+    `past` (media time in the video track's timescale; at most 30 s of waiting)."""
     reader, boxes, start = fmp4.BoxReader(), [], time.monotonic()
     with client.stream("GET", f"/stream/{session_id}") as response:
         assert response.status_code == 200, response.read()
@@ -68,6 +70,11 @@ def read_stream(client, session_id: str, seconds: float | None = None) -> list[t
             boxes += reader.feed(chunk)
             if seconds is not None and time.monotonic() - start > seconds:
                 break
+            if past is not None:
+                runs = video_runs(boxes)
+                if runs and runs[-1].start >= past:
+                    break
+                assert time.monotonic() - start < 30, "the stream never reached the media time asked for"
     return boxes
 
 
@@ -290,7 +297,7 @@ def test_session_bad_input(client, fields, files, status, words):
 
 def test_second_reader_and_reconnect_join_at_a_keyframe(client):
     info = client.post("/sessions", data={"live": "true"}).json()
-    first = read_stream(client, info["id"], seconds=1.6)
+    first = read_stream(client, info["id"], past=30_000)  # 1.2 s of media made, however loaded the machine
     assert video_runs(first)[0].start == 0, "the first reader gets the stream from the start"
     with client.stream("GET", f"/stream/{info['id']}") as still_reading:
         second = read_stream(client, info["id"], seconds=1.2)
