@@ -7,13 +7,14 @@ import io
 import json
 import re
 import time
+from pathlib import Path
 
 import av
 import cv2
 import httpx
 import numpy as np
 import pytest
-from conftest import portrait, speech
+from conftest import portrait, speech, talking
 from websockets.sync.client import connect
 
 from facecast.media import fmp4
@@ -254,6 +255,51 @@ def test_generate_from_audio(client):
 ])
 def test_generate_bad_input(client, fields, files, status, words):
     assert words in detail(client.post("/generate", data=fields, files=files), status)
+    assert_alive(client)
+
+
+def first_frame_and_count(data: bytes) -> tuple[np.ndarray, int]:
+    """(first frame as (H, W, 3) uint8 BGR, frame count) of an MP4 in memory."""
+    with av.open(io.BytesIO(data)) as container:
+        frames = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+    return frames[0], len(frames)
+
+
+def test_generate_with_video_steps(client):
+    """A talking clip as the avatar, stabilised, the mouth blended over time, on a new background."""
+    clip = client.post("/avatars", files={"file": ("glasses.mp4", talking("woman_glasses_5s.mp4").read_bytes())})
+    assert clip.status_code in (200, 201), clip.text
+    green = np.zeros((90, 160, 3), np.uint8)
+    green[:] = (40, 200, 40)
+    response = client.post("/generate", data={"avatar_id": clip.json()["id"], "text": "A new background.",
+                                              "stabilize": "true", "temporal": "true"},
+                           files={"background": ("bg.png", png(green))}, timeout=180)
+    assert response.status_code == 200, response.text
+    first, count = first_frame_and_count(response.content)
+    plain = client.post("/generate", data={"avatar_id": clip.json()["id"], "text": "A new background."},
+                        timeout=120)
+    plain_first, plain_count = first_frame_and_count(plain.content)
+    assert count == plain_count and first.shape == plain_first.shape
+    corner = first[: first.shape[0] // 8, : first.shape[1] // 8].reshape(-1, 3).mean(axis=0)
+    assert np.abs(corner - (40, 200, 40)).max() < 25, corner  # the background was replaced
+    assert np.abs(plain_first[: first.shape[0] // 8, : first.shape[1] // 8].reshape(-1, 3).mean(axis=0)
+                  - (40, 200, 40)).max() > 40  # and was not green before
+    assert client.get("/stats").json()["counters"]["generated_files_video_steps"] >= 1
+
+
+def test_generate_video_steps_bad_input(client, server):
+    default = client.get("/health").json()["default_avatar"]
+    refused = detail(client.post("/generate", data={"avatar_id": default, "text": "hi", "stabilize": "true"}), 400)
+    assert "still image" in refused and "stabilize" in refused and "sources" not in refused
+    bad = {"background": ("bg.png", b"this is not a picture" * 10)}
+    assert "background" in detail(client.post("/generate", data={"text": "hi"}, files=bad), 415)
+    head = client.post("/avatars", files={"file": ("glasses.mp4", talking("woman_glasses_5s.mp4").read_bytes())})
+    feet = detail(client.post("/generate", data={"avatar_id": head.json()["id"], "text": "hi", "footlock": "true"},
+                              timeout=120), 422)
+    assert "feet" in feet or "person" in feet
+    assert "sources" not in feet
+    leftovers = list((Path(server.env["FACECAST_SERVER_DIR"]) / "renders").glob("*"))
+    assert not leftovers, leftovers  # no partial output or staging file stays behind
     assert_alive(client)
 
 

@@ -92,3 +92,37 @@ def test_server_errors_are_shown_and_the_ui_stays_usable(page, tmp_path):
     page.click("#speak")
     page.wait_for_function("window.facecast.firstFrameMs !== null", timeout=15_000)
     assert page.is_hidden("#error")
+
+
+def test_advanced_video_steps(page, tmp_path):
+    """The advanced section renders through POST /generate: a refused step is shown and the UI
+    stays usable; a new background plays as a whole file."""
+    import cv2
+    import numpy as np
+
+    page.click("#advanced > summary")
+    page.check("#opt-stabilize")  # the default avatar is a photo: refused
+    page.fill("#text", "Steady, please.")
+    page.click("#speak")
+    page.wait_for_function("document.querySelector('#error').textContent.includes('still image')", timeout=30_000)
+    assert not page.is_disabled("#speak")
+    page.uncheck("#opt-stabilize")
+    background = tmp_path / "green.png"
+    cv2.imwrite(str(background), np.full((90, 160, 3), (40, 200, 40), np.uint8))
+    page.set_input_files("#background-file", str(background))
+    page.click("#speak")
+    page.wait_for_function("document.querySelector('#video').currentTime > 0.5", timeout=60_000)
+    shown = page.evaluate("""() => { const v = document.querySelector('#video');
+        const c = document.createElement('canvas'); c.width = v.videoWidth; c.height = v.videoHeight;
+        const g = c.getContext('2d'); g.drawImage(v, 0, 0);
+        return {width: v.videoWidth, pixel: Array.from(g.getImageData(4, 4, 1, 1).data),
+                status: document.querySelector('#status').textContent, phase: window.facecast.phase}; }""")
+    assert shown["width"] == 512 and shown["phase"] == "playing"
+    r, g, b, _ = shown["pixel"]
+    assert g > 150 and r < 100 and b < 100, shown  # the corner shows the new background
+    assert "rendered in" in shown["status"]
+    assert page.is_hidden("#error") and not page.is_disabled("#speak")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "web_advanced.png"))
+    page.click("#background-clear")
+    assert page.evaluate("document.querySelector('#background-file').files.length") == 0

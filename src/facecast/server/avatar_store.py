@@ -76,6 +76,17 @@ class AvatarStore:
         avatar = self._load_key(key)
         return avatar_id, avatar
 
+    def source(self, avatar_id: str | None) -> tuple[Path, dict]:
+        """(stored source file, public record) of `avatar_id` or of the default avatar; the file is
+        named by its cache key (no suffix: readers sniff the content). NotFound without one."""
+        avatar_id = avatar_id or self.default_id
+        if avatar_id is None:
+            raise NotFound("no avatar given and no default avatar is set")
+        path = self.sources / self._key(avatar_id)
+        if not path.is_file():
+            raise NotFound(f"avatar {_shown(avatar_id)} has no stored source")
+        return path, self.entry(avatar_id)
+
     # -- changes ----------------------------------------------------------------------------
     def add(self, data: bytes, name: str | None, *, default: bool = False) -> tuple[dict, bool]:
         """Prepare an uploaded image/video (bytes) and register it.

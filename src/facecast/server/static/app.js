@@ -49,7 +49,7 @@ function clearError() {
 }
 
 function setBusy(busy) {
-  for (const id of ["speak", "speak-file", "avatar-upload"]) { $(id).disabled = busy; }
+  for (const id of ["speak", "speak-file", "avatar-upload", "record"]) { $(id).disabled = busy; }
 }
 
 // -- avatars ---------------------------------------------------------------------------------
@@ -105,19 +105,62 @@ async function speakFile(file) {
   await speak(form);
 }
 
+// The advanced video steps (POST /generate): null when none is chosen.
+function videoSteps() {
+  const steps = {};
+  for (const name of ["stabilize", "temporal", "footlock"]) {
+    if ($(`opt-${name}`).checked) { steps[name] = "true"; }
+  }
+  const background = $("background-file").files[0];
+  return Object.keys(steps).length || background ? { steps, background } : null;
+}
+
 async function speak(form) {
+  const steps = videoSteps();
+  if (steps) { await renderWhole(form, steps); return; }
   clearError();
   stopCurrent();
   setBusy(true);
   const started = performance.now();
   const play = { abort: new AbortController() };
   current = play;
-  Object.assign(state, { phase: "starting", firstFrameMs: null, framesPerSecond: null, bytes: 0 });
+  Object.assign(state, { phase: "starting", firstFrameMs: null, framesPerSecond: null, bytes: 0, renderMs: null });
   setStatus("Starting...");
   try {
     const session = await (await api("/sessions", { method: "POST", body: form, signal: play.abort.signal })).json();
     await playStream(session.stream_url, started, play);
     state.phase = "done";
+  } catch (error) {
+    if (error.name !== "AbortError") { state.phase = "failed"; showError(error); }
+  } finally {
+    if (current === play) { current = null; }
+    setBusy(false);
+  }
+}
+
+// With video steps the server renders the whole MP4 first; it is then played as a file.
+async function renderWhole(form, { steps, background }) {
+  clearError();
+  stopCurrent();
+  setBusy(true);
+  const started = performance.now();
+  const play = { abort: new AbortController() };
+  current = play;
+  for (const [name, value] of Object.entries(steps)) { form.append(name, value); }
+  if (background) { form.append("background", background, background.name); }
+  Object.assign(state, { phase: "rendering", firstFrameMs: null, framesPerSecond: null, bytes: 0, mime: "video/mp4" });
+  setStatus("Rendering the whole clip with the video steps...");
+  try {
+    const response = await api("/generate", { method: "POST", body: form, signal: play.abort.signal });
+    const blob = await response.blob();
+    state.bytes = blob.size;
+    state.renderMs = Math.round(performance.now() - started);
+    video.src = URL.createObjectURL(blob);
+    watchFirstFrame(started, play);
+    state.phase = "playing";
+    video.play().catch((error) => {
+      if (error.name === "NotAllowedError") { video.muted = true; video.play().catch(() => {}); }
+    });
   } catch (error) {
     if (error.name !== "AbortError") { state.phase = "failed"; showError(error); }
   } finally {
@@ -204,6 +247,7 @@ function watchFirstFrame(started, play) {
 
 function showProgress() {
   const parts = [];
+  if (state.renderMs) { parts.push(`rendered in ${(state.renderMs / 1000).toFixed(1)} s`); }
   if (state.firstFrameMs !== null) { parts.push(`first frame ${state.firstFrameMs} ms`); }
   if (state.framesPerSecond !== null) { parts.push(`${state.framesPerSecond.toFixed(1)} frames/s`); }
   parts.push(`${(state.bytes / 1024).toFixed(0)} KiB`);
@@ -242,4 +286,5 @@ $("speak").addEventListener("click", speakText);
 $("speak-file").addEventListener("click", () => speakFile($("audio-file").files[0]));
 $("avatar-upload").addEventListener("click", uploadAvatar);
 $("record").addEventListener("click", toggleRecording);
+$("background-clear").addEventListener("click", () => { $("background-file").value = ""; });
 loadAvatars().catch(showError);
