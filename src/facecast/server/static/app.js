@@ -118,49 +118,40 @@ function videoSteps() {
 async function speak(form) {
   const steps = videoSteps();
   if (steps) { await renderWhole(form, steps); return; }
-  clearError();
-  stopCurrent();
-  setBusy(true);
-  const started = performance.now();
-  const play = { abort: new AbortController() };
-  current = play;
-  Object.assign(state, { phase: "starting", firstFrameMs: null, framesPerSecond: null, bytes: 0, renderMs: null });
-  setStatus("Starting...");
-  try {
+  await playing("starting", "Starting...", async (play) => {
     const session = await (await api("/sessions", { method: "POST", body: form, signal: play.abort.signal })).json();
-    await playStream(session.stream_url, started, play);
+    await playStream(session.stream_url, play.started, play);
     state.phase = "done";
-  } catch (error) {
-    if (error.name !== "AbortError") { state.phase = "failed"; showError(error); }
-  } finally {
-    if (current === play) { current = null; }
-    setBusy(false);
-  }
+  });
 }
 
 // With video steps the server renders the whole MP4 first; it is then played as a file.
 async function renderWhole(form, { steps, background }) {
+  for (const [name, value] of Object.entries(steps)) { form.append(name, value); }
+  if (background) { form.append("background", background, background.name); }
+  await playing("rendering", "Rendering the whole clip with the video steps...", async (play) => {
+    const response = await api("/generate", { method: "POST", body: form, signal: play.abort.signal });
+    const blob = await response.blob();
+    Object.assign(state, { bytes: blob.size, mime: "video/mp4", renderMs: Math.round(performance.now() - play.started) });
+    video.src = URL.createObjectURL(blob);
+    watchFirstFrame(play.started, play);
+    state.phase = "playing";
+    startPlayback(null);
+  });
+}
+
+// One playback at a time: stops the previous one, locks the buttons while `task(play)` runs, and
+// shows its error (never leaving the page locked).
+async function playing(phase, status, task) {
   clearError();
   stopCurrent();
   setBusy(true);
-  const started = performance.now();
-  const play = { abort: new AbortController() };
+  const play = { abort: new AbortController(), started: performance.now() };
   current = play;
-  for (const [name, value] of Object.entries(steps)) { form.append(name, value); }
-  if (background) { form.append("background", background, background.name); }
-  Object.assign(state, { phase: "rendering", firstFrameMs: null, framesPerSecond: null, bytes: 0, mime: "video/mp4" });
-  setStatus("Rendering the whole clip with the video steps...");
+  Object.assign(state, { phase, firstFrameMs: null, framesPerSecond: null, bytes: 0, renderMs: null });
+  setStatus(status);
   try {
-    const response = await api("/generate", { method: "POST", body: form, signal: play.abort.signal });
-    const blob = await response.blob();
-    state.bytes = blob.size;
-    state.renderMs = Math.round(performance.now() - started);
-    video.src = URL.createObjectURL(blob);
-    watchFirstFrame(started, play);
-    state.phase = "playing";
-    video.play().catch((error) => {
-      if (error.name === "NotAllowedError") { video.muted = true; video.play().catch(() => {}); }
-    });
+    await task(play);
   } catch (error) {
     if (error.name !== "AbortError") { state.phase = "failed"; showError(error); }
   } finally {
@@ -220,7 +211,7 @@ function trimPlayed(buffer) {
 }
 
 function startPlayback(buffer) {
-  const start = buffer.buffered.start(0);
+  const start = buffer ? buffer.buffered.start(0) : 0;
   if (video.currentTime < start) { video.currentTime = start; } // joined at a later keyframe
   video.play().catch((error) => {
     // Autoplay with sound was refused: play muted rather than not at all.
