@@ -1,11 +1,13 @@
 """Motion transfer of the live portrait, measured by an independent landmark model (dlib, 68 points).
 
 Each talking clip drives a portrait offline (facecast.portrait.offline.animate_file); dlib then
-measures, frame by frame, the inner-lip opening and a head-yaw proxy on the driver and on the
+measures, frame by frame, the inner-lip opening and the head yaw on the driver and on the
 rendered video, and the table gives their Pearson correlations (lag 0, plus the best lag in
-+-2 frames). The "ceiling" columns correlate dlib with facecast's own (mediapipe, unfiltered)
-measure on the driver itself: where the two landmark models disagree about the driver, no
-rendering can score higher. Benchmark-only dependencies:
++-2 frames). Yaw is measured twice: in degrees by solvePnP of the rigid dlib points against a
+generic 3D face (headpose.py), and by the older 2D proxy (nose tip between the jaw sides). The
+"ceiling" columns correlate dlib with facecast's own (mediapipe, unfiltered) measure on the
+driver itself: where the two landmark models disagree about the driver, no rendering can score
+higher. Benchmark-only dependencies:
 pip install dlib-bin face-recognition-models "setuptools<82".
 
 usage: python benchmarks/bench_portrait_motion.py [--avatar PORTRAIT ...] [--out DIR]
@@ -23,17 +25,20 @@ import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import headpose  # noqa: E402  (head pose from dlib's points)
 import lipmeasure  # noqa: E402  (the shared dlib helpers of the benchmarks)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_AVATARS = ("woman_frontal_slight_turn_01.jpg", "man_webcam_offcenter_01.jpg")
 
 
-def dlib_tracks(video: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Per frame on the video's regular grid: (inner-lip opening / eye distance, yaw proxy).
+def dlib_tracks(video: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per frame on the video's regular grid, each (N,): inner-lip opening / eye distance, yaw
+    proxy, and yaw in degrees (headpose.head_angles; > 0: the face turns toward image-left).
 
     The yaw proxy is (left - right) / (left + right) of the nose tip's distances to the two
-    sides of the jaw outline along the eye line: 0 frontal, +-1 in full profile.
+    sides of the jaw outline along the eye line: 0 frontal, +-1 in full profile (> 0: the face
+    turns toward image-right).
     """
     import dlib
 
@@ -45,19 +50,21 @@ def dlib_tracks(video: Path) -> tuple[np.ndarray, np.ndarray]:
             gray = frame.to_ndarray(format="gray")
             box = lipmeasure._detect(detector, gray) or box
             times.append(float(frame.time))
-            rows.append((np.nan, np.nan) if box is None else _measure(predictor(gray, box)))
+            rows.append((np.nan,) * 3 if box is None else _measure(predictor(gray, box), gray.shape))
     fps = lipmeasure.video_fps(video)
     values = np.array(rows, float)
-    return tuple(lipmeasure._regular_grid(np.array(times), values[:, c], fps) for c in range(2))
+    return tuple(lipmeasure._regular_grid(np.array(times), values[:, c], fps) for c in range(3))
 
 
-def _measure(shape) -> tuple[float, float]:
+def _measure(shape, image_shape: tuple) -> tuple[float, float, float]:
+    """(opening, yaw proxy, PnP yaw degrees) of one dlib shape in an image of `image_shape` (h, w)."""
     pts = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], float)
     opening = lipmeasure._shape(shape)[0]
     across = pts[45] - pts[36]
     across /= max(np.linalg.norm(across), 1e-6)
     left, right = (pts[30] - pts[0]) @ across, (pts[16] - pts[30]) @ across
-    return opening, float((left - right) / max(left + right, 1e-6))
+    yaw = headpose.head_angles(pts, image_shape[1], image_shape[0])[0]
+    return opening, float((left - right) / max(left + right, 1e-6)), float(yaw)
 
 
 def tracker_tracks(video: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -91,11 +98,18 @@ def run(avatars: list[str], out_dir: Path) -> list[dict]:
     from facecast.portrait.offline import animate_file
     from facecast.portrait.source import load_avatar, still_of
 
-    rows = []
-    ceilings = {}
+    rows, ceilings, drivers = [], {}, {}
     for clip in sorted((DATA / "talking").glob("*.mp4")):
-        (d_open, d_yaw), (t_open, t_yaw) = dlib_tracks(clip), tracker_tracks(clip)
-        ceilings[clip.name] = (pearson(d_open, t_open), abs(pearson(d_yaw, t_yaw)))  # yaw signs differ by convention
+        drivers[clip.name] = dlib_tracks(clip)
+        (d_open, d_proxy, d_yaw), (t_open, t_yaw) = drivers[clip.name], tracker_tracks(clip)
+        ceilings[clip.name] = (pearson(d_open, t_open), pearson(d_yaw, t_yaw),
+                               -pearson(d_proxy, t_yaw))  # the proxy's sign is the other way round
+        print(f"driver {clip.name}: yaw peak to peak {np.ptp(d_yaw):.1f} deg (dlib PnP), "
+              f"{np.ptp(t_yaw):.1f} deg (facecast); ceilings mouth {ceilings[clip.name][0]:.3f}, "
+              f"yaw PnP {ceilings[clip.name][1]:.3f}, yaw proxy {ceilings[clip.name][2]:.3f}", flush=True)
+    print("| avatar | driver | frames | mouth r (best lag) | yaw r, PnP (best lag) | yaw r, proxy | "
+          "yaw peak to peak, driver / render (deg) | ceiling mouth | ceiling yaw PnP | ceiling yaw proxy |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for avatar_name in avatars:
         avatar = still_of(load_avatar(DATA / "portraits" / avatar_name))
         for clip in sorted((DATA / "talking").glob("*.mp4")):
@@ -103,13 +117,14 @@ def run(avatars: list[str], out_dir: Path) -> list[dict]:
             start = time.perf_counter()
             animate_file(avatar, clip, out)
             took = time.perf_counter() - start
-            d_open, d_yaw = dlib_tracks(clip)
-            r_open, r_yaw = dlib_tracks(out)
+            d_open, d_proxy, d_yaw = drivers[clip.name]
+            r_open, r_proxy, r_yaw = dlib_tracks(out)
             rows.append({
                 "avatar": avatar_name, "driver": clip.name, "frames": len(r_open),
                 "mouth_r": pearson(d_open, r_open), "mouth_best": lipmeasure.best_lag_correlation(d_open, r_open, 2),
                 "yaw_r": pearson(d_yaw, r_yaw), "yaw_best": lipmeasure.best_lag_correlation(d_yaw, r_yaw, 2),
-                "yaw_range": float(np.ptp(d_yaw)), "open_range": float(np.ptp(d_open)), "render_s": took,
+                "proxy_r": pearson(d_proxy, r_proxy), "yaw_range": float(np.ptp(d_yaw)),
+                "render_yaw_range": float(np.ptp(r_yaw)), "open_range": float(np.ptp(d_open)), "render_s": took,
                 "ceiling": ceilings[clip.name],
             })
             print(_row(rows[-1]), flush=True)
@@ -119,7 +134,8 @@ def run(avatars: list[str], out_dir: Path) -> list[dict]:
 def _row(r: dict) -> str:
     return (f"| {r['avatar']} | {r['driver']} | {r['frames']} | {r['mouth_r']:.3f} "
             f"({r['mouth_best'][0]:.3f} @ {r['mouth_best'][1]:+d}) | {r['yaw_r']:.3f} "
-            f"({r['yaw_best'][0]:.3f} @ {r['yaw_best'][1]:+d}) | {r['ceiling'][0]:.3f} | {r['ceiling'][1]:.3f} |")
+            f"({r['yaw_best'][0]:.3f} @ {r['yaw_best'][1]:+d}) | {r['proxy_r']:.3f} | {r['yaw_range']:.1f} / "
+            f"{r['render_yaw_range']:.1f} | {r['ceiling'][0]:.3f} | {r['ceiling'][1]:.3f} | {r['ceiling'][2]:.3f} |")
 
 
 def main() -> None:
@@ -128,15 +144,13 @@ def main() -> None:
                         "(default: woman_frontal_slight_turn_01.jpg and man_webcam_offcenter_01.jpg)")
     parser.add_argument("--out", type=Path, help="keep the rendered videos here (default: a temporary folder)")
     args = parser.parse_args()
-    print("| avatar | driver | frames | mouth r (best lag) | yaw r (best lag) | ceiling mouth | ceiling yaw |")
-    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         out_dir = args.out or Path(tmp)
         out_dir.mkdir(parents=True, exist_ok=True)
         rows = run(args.avatar or list(DEFAULT_AVATARS), out_dir)
     print(f"\nmean mouth r {np.mean([r['mouth_r'] for r in rows]):.3f}, "
           f"min {min(r['mouth_r'] for r in rows):.3f}; mean yaw r {np.mean([r['yaw_r'] for r in rows]):.3f}, "
-          f"min {min(r['yaw_r'] for r in rows):.3f}")
+          f"min {min(r['yaw_r'] for r in rows):.3f}; mean yaw proxy r {np.mean([r['proxy_r'] for r in rows]):.3f}")
 
 
 if __name__ == "__main__":

@@ -184,6 +184,23 @@ def test_head_turn_and_roll_show_in_the_rendered_face(woman, renderer):
     assert eye_angle(rolled) - eye_angle(rest) == pytest.approx(10.0, abs=2.5)
 
 
+def test_driver_angles_add_to_a_tilted_avatars_own_angles(woman):
+    """A nod of the driver is a nod of the avatar even when the avatar's head is tilted and
+    turned relative to the driver's reference (its Euler angles add, nothing leaks into yaw)."""
+    from facecast.portrait.retarget import Retargeter
+
+    retarget = Retargeter(woman.mesh)
+    mesh = retarget.mesh
+    tilt = rotation_from_euler([10.0, 0.0, 20.0])  # the driver's reference: the avatar turned and tilted
+    reference = (mesh - retarget.pivot) @ tilt.T + retarget.pivot
+    own = euler_deg(fit_similarity(reference[retarget.skull], mesh[retarget.skull]).rotation)
+    for angles in ([0.0, 0.0, 0.0], [0.0, 12.0, 0.0], [8.0, -5.0, 6.0]):
+        motion = rest_motion(reference, angles=np.array(angles))
+        moved = retarget.head_motion(mesh[:468], motion)
+        pose = fit_similarity(reference[:468], moved).rotation  # the avatar's new pose vs. the reference
+        np.testing.assert_allclose(euler_deg(pose), own + angles, atol=1e-6)
+    assert np.abs(own).max() > 5.0
+
 def test_eyes_close_and_mouth_opens(woman, renderer):
     rest = face_of(woman.frame)
     half = face_of(renderer.render(rest_motion(woman.mesh, eyes=np.full(2, 0.5))))

@@ -1,9 +1,10 @@
 """Retargeting: move the avatar's 3D face mesh by the driver's motion.
 
 The avatar's mesh takes the driver's expression offsets (mouth, jaw, brows; eyes by their
-openness), is rotated about its centre by the driver's head rotation, scaled and shifted,
-and projected orthographically. A ring around the face moves rigidly with the head, a ring
-further out and the border of the warp box stay still, so the background never moves.
+openness), is rotated about its centre by the driver's head rotation (the driver's yaw, pitch
+and roll add to the avatar's own), scaled and shifted, and projected orthographically. A ring
+around the face moves rigidly with the head, a ring further out and the border of the warp box
+stay still, so the background never moves.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import numpy as np
 from facecast.avatar import topology as topo
 from facecast.avatar.face_frame import FaceFrame
 from facecast.portrait.driver import CLOSED_GAP, EYE_PAIRS, DriverMotion, closed_estimate, lip_gap
-from facecast.portrait.pose import BROW_LOWER, N_MESH, fit_similarity, rotation_from_euler, skull_indices
+from facecast.portrait.pose import (BROW_LOWER, N_MESH, Similarity, euler_deg, fit_similarity,
+                                    rotation_from_euler, skull_indices)
 from facecast.warp import GRID_STEP, smoothstep
 
 HEAD_RING = 0.28  # face units beyond the face oval: ring that moves with the head (hair, ears)
@@ -93,7 +95,8 @@ class Retargeter:
         self.pivot = self.mesh[self.skull].mean(0)
         self.weights = expression_weights(self.mesh, self.face)
         self.rings = face_rings(self.mesh, self.face)
-        self._to_avatar: tuple | None = None  # (id, map, reference kept alive so its id stays unique)
+        # (id, (Similarity, its Euler angles), the reference kept alive so its id stays unique)
+        self._to_avatar: tuple | None = None
         self.closed = self.mesh[:N_MESH]
         if lip_gap(self.mesh, self.mesh) > CLOSED_GAP * self.face.scale:  # photographed mid-word
             self.closed = closed_estimate(self.mesh[:N_MESH], self.mesh)
@@ -110,16 +113,34 @@ class Retargeter:
         return moved
 
     def head_motion(self, pts: np.ndarray, motion: DriverMotion) -> np.ndarray:
-        """Rotate (N, 3) px points about the head centre, scale and shift them: (N, 3) px."""
-        rot = rotation_from_euler(motion.angles)
+        """Rotate (N, 3) px points about the head centre, scale and shift them: (N, 3) px.
+
+        The driver's yaw, pitch and roll since its reference pose add to the avatar's own
+        angles (its pose relative to the driver's reference, taken as the avatar's pose: a
+        driver's neutral pose faces the camera). So a turn of the driver by 5 degrees turns a
+        tilted or turned portrait by 5 degrees too; rotating it about the camera's axes instead
+        would leak a nod into yaw on a tilted head."""
+        rot = self._head_rotation(motion.angles, motion.reference)
         shift = np.array([motion.shift[0], motion.shift[1], 0.0]) * self.face.scale
         return motion.scale * (pts - self.pivot) @ rot.T + self.pivot + shift
 
+    def _head_rotation(self, angles: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """(3, 3) rotation (camera axes) that takes the avatar from its own pose to that pose's
+        Euler angles plus `angles` (3,) degrees yaw, pitch, roll."""
+        fit, own_angles = self._reference_fit(reference)
+        return rotation_from_euler(own_angles + angles) @ fit.rotation.T
+
     def _reference_map(self, reference: np.ndarray) -> np.ndarray:
-        """(3, 3) linear map of reference-mesh offsets into avatar pixels (cached per reference)."""
+        """(3, 3) linear map of reference-mesh offsets into avatar pixels."""
+        fit = self._reference_fit(reference)[0]
+        return fit.scale * fit.rotation
+
+    def _reference_fit(self, reference: np.ndarray) -> tuple[Similarity, np.ndarray]:
+        """Similarity from the driver's reference mesh (478, 3) px to the avatar's and its
+        rotation's (3,) Euler angles, degrees (cached per reference)."""
         if self._to_avatar is None or self._to_avatar[0] != id(reference):
             fit = fit_similarity(reference[self.skull], self.mesh[self.skull])
-            self._to_avatar = (id(reference), fit.scale * fit.rotation, reference)
+            self._to_avatar = (id(reference), (fit, euler_deg(fit.rotation)), reference)
         return self._to_avatar[1]
 
     def _move_lids(self, pts: np.ndarray, eyes: np.ndarray) -> None:
