@@ -1,13 +1,18 @@
 """Foot locking: pin planted feet where they stand.
 
-For each contact, the foot's anchor is where it touched down (the median of its keypoints
-over the first ANCHOR_FRAMES frames of the contact): a planted foot stays where it landed,
-and the release at lift-off is hidden by the swing that follows. Inside a contact the
-keypoints are smoothed over time (tracker jitter must not become correction jitter); in each
-contact frame a least-squares similarity maps them onto the anchor, the frame is warped by
-it inside a feathered box around the foot, and that correction is blended 70/30 with the
-original frame (so 30% of the sliding foot stays visible as a faint ghost; blend=1.0 removes
-it). Frames outside contacts are untouched.
+Pose keypoints find the feet and their contacts (contacts.py). Within a contact the slide is
+measured on the shoe itself in the image (foot_tracking.py: Lucas-Kanade on corners of the
+shoe, checked forward-backward), because keypoints are only a few px exact; the touch-down
+is moved back over the frames (at most `bridge`) where the shoe already stood, since pose sees
+a landing late. Each contact frame is then shifted by the opposite of the shoe's motion since
+the contact's first frame: a planted foot stays where it landed, and the release at lift-off
+is hidden by the swing that follows. Where the shoe cannot be followed (too few corners agree
+in more than half a contact's frames), keypoints decide: they are smoothed over time (tracker
+jitter must not become correction jitter), the anchor is their median over the first
+ANCHOR_FRAMES frames, and a least-squares similarity maps them onto it. The correction warps
+the frame inside a feathered box around the foot and is blended 70/30 with the original frame
+(so 30% of the sliding foot stays visible as a faint ghost; blend=1.0 removes it). Frames
+outside contacts are untouched.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from scipy.signal import savgol_filter
 
 from facecast.errors import InvalidArgument
 from facecast.video.contacts import ContactSettings, detect_contacts, ground_line, runs
+from facecast.video.foot_tracking import crop_box, touchdown, track_contact
 from facecast.video.temporal import edge_taper
 
 MIN_FOOT_PX = 12.0  # px: smallest foot length used for the correction box
@@ -27,15 +33,18 @@ ANCHOR_FRAMES = 3  # frames at a contact's start whose median is the anchor
 SMOOTH_FRAMES = 11  # frames: window of the keypoint smoothing inside a contact (odd)
 MAX_TURN = 0.2  # rad: a correction turning more than this is not trusted (translation only)
 MAX_ZOOM = 0.1  # a correction scaling by more than this share is not trusted
+MIN_TRACKED = 0.5  # share of a contact's frames the shoe must be followed in, else keypoints
 
 
 @dataclass(frozen=True)
 class FootlockSettings:
     """blend: share of the corrected frame in the foot box (0.7 = 70/30 with the original);
-    pad: box margin around the foot keypoints, in foot lengths."""
+    pad: box margin around the foot keypoints, in foot lengths; image: measure the slide on
+    the shoe in the image (foot_tracking.py), False: from the keypoints alone."""
 
     blend: float = 0.7
     pad: float = 1.0
+    image: bool = True
     contacts: ContactSettings = field(default_factory=ContactSettings)
 
     def __post_init__(self) -> None:
@@ -65,6 +74,43 @@ def anchor_targets(points: np.ndarray, contacts: np.ndarray) -> np.ndarray:
     return targets
 
 
+def earlier_touchdowns(frames: np.ndarray, points: np.ndarray, other: np.ndarray, contacts: np.ndarray, *,
+                       step_px: float, most: int, pad: float) -> np.ndarray:
+    """Contacts (F,) bool of one foot with each start moved back (at most `most` frames) over
+    the frames where the shoe in the image already stood: pose sees a landing late. frames
+    (F, H, W, 3) uint8; points, other (F, 3, 2) px keypoints of this foot and the other one;
+    step_px: the most a shoe still in contact moves from one frame to the next (as when a
+    contact ends: speed_off)."""
+    out = contacts.copy()
+    for start, stop in runs(contacts):
+        first = max(0, start - most)
+        foot = contact_foot(points[start:stop])
+        back = touchdown(frames[first:start + 1], points[first:start + 1], foot, pad, step_px,
+                         other[first:start + 1])
+        out[start - back:start] = True
+    return out
+
+
+def image_moves(frames: np.ndarray, steady: np.ndarray, other: np.ndarray, contacts: np.ndarray,
+                pad: float) -> np.ndarray:
+    """The shift (F, 2) px that puts one foot back where it touched down, measured on the shoe
+    in the image: frames (F, H, W, 3) uint8, steady (F, 3, 2) px smoothed keypoints, other
+    (F, 3, 2) px the other foot's keypoints (corners on it are not used), contacts
+    (F,) bool. NaN outside contacts and in contacts whose shoe could not be followed in at least
+    MIN_TRACKED of the frames (keypoints decide there); frames lost in between are interpolated."""
+    moves = np.full((len(frames), 2), np.nan)
+    for start, stop in runs(contacts):
+        foot = contact_foot(steady[start:stop])
+        shift = track_contact(frames[start:stop], steady[start:stop], foot, pad, other[start:stop])
+        ok = np.isfinite(shift).all(axis=1) if shift is not None else np.zeros(stop - start, bool)
+        if ok.mean() < MIN_TRACKED:
+            continue
+        t = np.arange(stop - start)
+        shift = np.column_stack([np.interp(t, t[ok], shift[ok, k]) for k in range(2)])
+        moves[start:stop] = -shift  # back to where the shoe was in the first contact frame
+    return moves
+
+
 def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
     """Least-squares similarity (2, 3) float64 mapping src (K, 2) onto dst (K, 2); rows with
     NaN are ignored; a pure translation for a single point; None without points."""
@@ -91,7 +137,7 @@ def correct_foot(frame: np.ndarray, src: np.ndarray, dst: np.ndarray, settings: 
     affine = fit_similarity(src, dst)
     if affine is None or np.abs(affine - np.eye(2, 3)).max() < 1e-3:
         return frame  # nothing to move
-    box = _foot_box(np.vstack([src, dst]), _foot_length(src), settings.pad, frame.shape)
+    box = crop_box(np.vstack([src, dst]), _foot_length(src), settings.pad, frame.shape)
     if box is None:
         return frame
     x0, y0, x1, y1 = box
@@ -116,21 +162,18 @@ def _foot_length(points: np.ndarray) -> float:
     return float(max(MIN_FOOT_PX, d if np.isfinite(d) else MIN_FOOT_PX))
 
 
-def _foot_box(points: np.ndarray, foot: float, pad: float, shape) -> tuple[int, int, int, int] | None:
-    finite = points[np.isfinite(points).all(axis=1)]
-    if not len(finite):
-        return None
-    h, w = shape[:2]
-    m = pad * foot
-    x0, y0 = np.floor(finite.min(axis=0) - m).astype(int)
-    x1, y1 = np.ceil(finite.max(axis=0) + m).astype(int)
-    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
-    return (x0, y0, x1, y1) if x1 - x0 >= 4 and y1 - y0 >= 4 else None
+def contact_foot(points: np.ndarray) -> float:
+    """Foot length (px) through a contact: the median heel-to-toe distance of (n, 3, 2) px
+    keypoints, at least MIN_FOOT_PX."""
+    lengths = np.linalg.norm(points[:, 2] - points[:, 1], axis=1)
+    lengths = lengths[np.isfinite(lengths)]
+    return float(max(MIN_FOOT_PX, np.median(lengths))) if len(lengths) else MIN_FOOT_PX
 
 
 @dataclass(frozen=True)
 class LockResult:
-    """frames: (F, H, W, 3) uint8; contacts: (F, 2) bool; targets: (F, 2, 3, 2) px."""
+    """frames: (F, H, W, 3) uint8; contacts: (F, 2) bool; targets: (F, 2, 3, 2) px, where the
+    correction puts the keypoints (the keypoints themselves outside contacts)."""
 
     frames: np.ndarray
     contacts: np.ndarray
@@ -150,10 +193,27 @@ def lock_feet(frames: np.ndarray, points: np.ndarray, *, fps: float, scale: floa
     contacts = np.zeros(points.shape[:2], bool)
     targets = points.copy()
     for foot in range(points.shape[1]):
-        contacts[:, foot] = detect_contacts(points[:, foot], fps=fps, scale=scale, ground=ground,
-                                            settings=settings.contacts)
-        steady = smooth_within(points[:, foot], contacts[:, foot])
-        targets[:, foot] = anchor_targets(steady, contacts[:, foot])
-        for t in np.nonzero(contacts[:, foot])[0]:
-            correct_foot(out[t], steady[t], targets[t, foot], settings)
+        contacts[:, foot], targets[:, foot] = _lock_foot(frames, out, points[:, foot], points[:, 1 - foot],
+                                                         ground=ground, fps=fps, scale=scale, settings=settings)
     return LockResult(out, contacts, targets)
+
+
+def _lock_foot(frames: np.ndarray, out: np.ndarray, points: np.ndarray, other: np.ndarray, *, ground: float,
+               fps: float, scale: float, settings: FootlockSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Pin one foot (keypoints (F, 3, 2) px; other: the other foot's) in `out` (F, H, W, 3)
+    uint8, a copy of frames (in place). Returns its contacts (F,) bool and keypoint targets
+    (F, 3, 2) px."""
+    contacts = detect_contacts(points, fps=fps, scale=scale, ground=ground, settings=settings.contacts)
+    if settings.image:
+        step = settings.contacts.speed_off * scale / fps  # px per frame
+        contacts = earlier_touchdowns(frames, points, other, contacts, step_px=step, most=settings.contacts.bridge,
+                                      pad=settings.pad)
+    steady = smooth_within(points, contacts)
+    targets = anchor_targets(steady, contacts)
+    if settings.image:
+        moves = image_moves(frames, steady, other, contacts, settings.pad)
+        seen = np.isfinite(moves).all(axis=1)
+        targets[seen] = steady[seen] + moves[seen, None]
+    for t in np.nonzero(contacts)[0]:
+        correct_foot(out[t], steady[t], targets[t], settings)
+    return contacts, targets
