@@ -126,3 +126,53 @@ def test_video_avatars_loop_and_keep_length(tmp_path, talking_clips):
         p = probe(out)
         assert abs(p.frames - audio.duration * 25) <= 1, clip.name
         assert p.size == avatar.size
+
+
+def _panning_clip(path, frames: int) -> None:
+    """A short 25 fps video of a real portrait, the camera panning 6 px per frame, so every
+    source frame differs visibly outside the face."""
+    import av
+    import cv2
+
+    image = cv2.imread(str(portrait("man_webcam_offcenter_01.jpg")))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width = stream.height = 320
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "12"}
+        for k in range(frames):
+            frame = np.ascontiguousarray(image[60:380, 40 + 6 * k: 360 + 6 * k])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="bgr24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_video_avatar_plays_forward_then_backward(tmp_path):
+    import cv2
+
+    n = 7
+    _panning_clip(tmp_path / "pan.mp4", n)
+    avatar = prepare(tmp_path / "pan.mp4")
+    assert avatar.frame_count == n
+    audio = load_audio(speech("de_01_9s.wav"))
+    audio = Audio(audio.samples[: 2 * audio.sample_rate], audio.sample_rate)  # 50 frames: 4 turns
+    out = decode_frames(render_to_file(avatar, Speech(audio), tmp_path / "out.mp4"))
+    assert len(out) == 50
+    # Compare away from every frame's lower face (the only part the mouth may change).
+    keep = np.ones(avatar.frames.shape[1:3], np.uint8)
+    for polygon in avatar.lower_face:
+        keep[rasterize(polygon, keep.shape)] = 0
+    keep = cv2.erode(keep, np.ones((9, 9), np.uint8)).astype(bool)
+    sources = avatar.frames[:, keep].astype(np.float32)
+    nearest = []
+    for number, frame in enumerate(out):
+        error = np.abs(sources - frame[keep]).mean(axis=1).mean(axis=1)  # per source frame
+        best, second = np.sort(error)[:2]
+        assert best < 4 and second > 2 * best, (number, error)  # one clear match, up to H.264 noise
+        nearest.append(int(np.argmin(error)))
+    one_trip = list(range(n)) + list(range(n - 2, 0, -1))  # 0 1 .. 6 5 .. 1, then again
+    assert nearest == (one_trip * 5)[:50], nearest
+    turn = n - 1
+    for k in range(1, n):  # after each turn, output turn + k shows source turn - k
+        assert nearest[turn + k] == turn - k
