@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import portrait, talking
+from conftest import portrait, speech, talking
 from facecast.avatar.cache import AvatarCache
 from facecast.avatar.prepare import prepare
 from facecast.config import PrepareSettings
@@ -64,6 +64,48 @@ def test_faces_at_the_border(cache):
         pts = avatar.landmarks[0, :, :2]
         # The mesh may reach past the frame; preparation must keep it and not crash.
         assert np.isfinite(pts).all()
+
+
+def test_face_cut_by_the_border_prepares_and_renders(tmp_path, cache):
+    from facecast.audio.decode import load_audio
+    from facecast.audio.pcm import Audio
+    from facecast.avatar.masks import rasterize
+    from facecast.engine import Speech, render_to_file
+    from facecast.lipsync.classic import ClassicBackend
+    from facecast.lipsync.rig import FaceRig
+    from probe import probe
+
+    image = cv2.imread(str(portrait("man_face_fills_frame_01.jpg")))
+    cut = tmp_path / "cut.png"
+    cv2.imwrite(str(cut), image[100:610, 200:680])  # the left cheek and the chin run off the frame
+    avatar = prepare(cut, cache=cache)
+    width, height = avatar.size
+    pts = avatar.landmarks[0, :, :2]
+    assert pts[:, 0].min() < -10 and pts[:, 1].max() > height + 5, "the face is not cut by the border"
+    assert avatar.lower_face[0][:, 1].max() > height  # so is the region the mouth may change
+
+    backend = ClassicBackend()
+    shapes = np.array([[0, 0, 0], [1, 1, 0], [1, -1, 1]], np.float32)  # closed, wide open, rounded
+    source = avatar.frames[0]
+    still = backend.render(avatar, shapes, np.zeros(3, int))
+    outside = ~rasterize(avatar.lower_face[0], (height, width))
+    for frame in still:
+        np.testing.assert_array_equal(frame[outside], source[outside])
+    assert np.abs(still[1].astype(int) - source).max() > 40  # the mouth did open
+    # Idle life reaches further (the whole head, past the frame on two sides): only the head changes.
+    sway = np.array([[1.0, 1.2, 0.01, 0.006], [0.0, -1.2, -0.01, -0.006], [0.5, 0.8, 0.0, 0.006]], np.float32)
+    moving = backend.render(avatar, shapes, np.zeros(3, int), sway)
+    x0, y0, x1, y1 = np.round(FaceRig.from_landmarks(avatar.landmarks[0]).head_box()).astype(int)
+    head = np.zeros((height, width), bool)
+    head[max(0, y0 - 2): y1 + 2, max(0, x0 - 2): x1 + 2] = True
+    assert head[:, 0].any() and head[-1].any()  # the head box is clipped by the frame
+    for frame in moving:
+        np.testing.assert_array_equal(frame[~head], source[~head])
+
+    audio = load_audio(speech("ru_01_6s.wav"))
+    audio = Audio(audio.samples[: int(1.5 * audio.sample_rate)], audio.sample_rate)
+    p = probe(render_to_file(avatar, Speech(audio), tmp_path / "cut.mp4"))
+    assert p.size == avatar.size and abs(p.frames - audio.duration * 25) <= 1
 
 
 def test_video_avatar(cache):
