@@ -40,13 +40,16 @@ def test_second_prepare_loads_from_cache_quickly(cache):
     source = portrait("man_glasses_01.jpg")
     first = prepare(source, cache=cache)
     times = []
-    for _ in range(5):
+    for _ in range(10):
         start = time.perf_counter()
         again = prepare(source, cache=cache)
         times.append(time.perf_counter() - start)
     assert again.id == first.id
     np.testing.assert_array_equal(again.landmarks, first.landmarks)
-    assert min(times) < 0.05  # the bar (20 ms) is measured by benchmarks/bench_speed.py
+    np.testing.assert_array_equal(again.frames, first.frames)
+    # The bar for a cached image avatar: <= 20 ms (about 1 ms here; preparing afresh takes 50 ms or more).
+    # The best of ten loads, so a busy machine's worst moments do not count.
+    assert min(times) <= 0.020, f"cached preparation took {min(times) * 1000:.1f} ms at best"
 
 
 def test_cache_key_depends_on_settings(cache):
