@@ -23,6 +23,7 @@ from facecast.server.harness import ServerProcess
 TOKEN = "test-token-0123456789"
 UPLOAD_LIMIT_MB = 2
 GRACE_S = 1.5
+MAX_QUEUED_S = 10  # s of speech a live session may queue (FACECAST_MAX_QUEUED_S)
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16}$")
 
 
@@ -30,7 +31,8 @@ ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16}$")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("server-data")
     env = {"FACECAST_API_TOKEN": TOKEN, "FACECAST_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB),
-           "FACECAST_SESSION_GRACE_S": str(GRACE_S), "FACECAST_SERVER_DIR": str(data)}
+           "FACECAST_SESSION_GRACE_S": str(GRACE_S), "FACECAST_SERVER_DIR": str(data),
+           "FACECAST_MAX_QUEUED_S": str(MAX_QUEUED_S)}
     with ServerProcess(env=env, log=data / "serve.log") as proc:
         yield proc
         assert proc.alive(), "the server died during the tests"
@@ -381,6 +383,31 @@ def test_say_and_interrupt_over_http(client):
     assert "plays a clip" in detail(client.post(f"/sessions/{clip['id']}/say", data={"text": "x"}), 409)
     assert "give a 'text'" in detail(client.post(f"/sessions/{live['id']}/say"), 400)
     client.delete(f"/sessions/{live['id']}")
+
+
+def wait_until_queued_below(client, session_id: str, seconds: float) -> None:
+    deadline = time.monotonic() + 10
+    while client.get(f"/sessions/{session_id}").json()["queued_speech_s"] >= seconds:
+        assert time.monotonic() < deadline, "the queued speech never went down"
+        time.sleep(0.1)
+
+
+def test_say_is_bounded_by_seconds_of_queued_speech(client):
+    live = client.post("/sessions", data={"live": "true"}).json()
+    eight = {"audio": ("radio.wav", speech("en_radio_address_01_8s.wav").read_bytes())}
+    with client.stream("GET", live["stream_url"]):  # a reader keeps the session from being reaped
+        first = client.post(f"/sessions/{live['id']}/say", files=eight)
+        assert first.status_code == 200 and first.json()["queued_speech_s"] > 7, first.text
+        full = detail(client.post(f"/sessions/{live['id']}/say", files=eight), 503)
+        assert f"limit of {MAX_QUEUED_S} s" in full and "radio.wav adds 8.0 s" in full, full
+        long = {"audio": ("long.mp3", speech("en_male_02_19s.mp3").read_bytes())}
+        alone = detail(client.post(f"/sessions/{live['id']}/say", files=long), 400)
+        assert "long.mp3" in alone and f"{MAX_QUEUED_S} s a live session queues at most" in alone, alone
+        client.post(f"/sessions/{live['id']}/interrupt")
+        wait_until_queued_below(client, live["id"], 0.5)
+        assert client.post(f"/sessions/{live['id']}/say", files=eight).status_code == 200, "room again"
+    client.delete(f"/sessions/{live['id']}")
+    assert_alive(client)
 
 
 # -- live audio ---------------------------------------------------------------------------------

@@ -270,6 +270,15 @@ def test_pushes_beyond_the_queue_limit_are_held_back(avatar):
     assert not session.push_pcm(np.zeros(16000, np.float32), 16000)
 
 
+def test_say_beyond_the_queue_limit_is_refused_and_counted_until_spoken(avatar):
+    session = make_session(avatar, get_backend("classic"), live=True, rate=16000, max_queued_s=2.0)
+    one_s = Speech(Audio(np.zeros(16000, np.float32), 16000))
+    assert session.say(one_s) and session.queued_s == pytest.approx(1.0)
+    assert not session.say(Speech(Audio(np.zeros(24000, np.float32), 16000))), "1 + 1.5 s is over 2 s"
+    assert session.push_pcm(np.zeros(8000, np.float32), 16000), "0.5 s more still fits"
+    assert not session.say(one_s) and session.queued_s == pytest.approx(1.5)
+
+
 def test_manager_limits_sessions(avatar, tmp_path):
     manager = SessionManager(ServerSettings(max_sessions=1, data_dir=tmp_path), Telemetry())
     first = manager.create(avatar, "a", live=True, sample_rate=48000, first=None, created_at=time.monotonic())

@@ -56,6 +56,9 @@ class ServerSettings:
             values["max_sessions"] = int(_number("MAX_SESSIONS", env("MAX_SESSIONS")))
         if env("BACKEND"):
             values["backend"] = env("BACKEND")
+        if env("MAX_QUEUED_S"):
+            seconds = _number("MAX_QUEUED_S", env("MAX_QUEUED_S"))
+            values["stream"] = dataclasses.replace(StreamSettings(), max_queued_s=seconds)
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = cls(**values)
         settings.validate()
@@ -71,6 +74,8 @@ class ServerSettings:
             raise InvalidArgument("FACECAST_API_TOKEN must be at least 8 characters long")
         if self.max_sessions < 1:
             raise InvalidArgument(f"max_sessions={self.max_sessions!r} must be at least 1")
+        if not self.stream.max_queued_s > 0:
+            raise InvalidArgument(f"FACECAST_MAX_QUEUED_S={self.stream.max_queued_s!r} must be positive (seconds)")
 
     def replace(self, **changes) -> "ServerSettings":
         return dataclasses.replace(self, **changes)

@@ -54,7 +54,7 @@ class StreamSettings:
     live_batch: int = 3  # frames per live batch at most (catching up)
     live_resync_s: float = 1.0  # s behind the clock after which the live clock is re-anchored
     live_silence_end_s: float = 0.5  # s without audio after which an open utterance ends by itself
-    max_queued_s: float = 60.0  # s of live speech waiting at most; pushers beyond it are held back
+    max_queued_s: float = 60.0  # s of speech a live session queues at most (PCM pushers wait, say() is refused)
     preset: str = "ultrafast"
     crf: int = 23
     idle: bool = True
@@ -112,7 +112,7 @@ class Session:
         self._stop = threading.Event()
         self._epoch_lock = threading.Lock()
         self._epoch = 0  # bumped by every interrupt; older PCM commands are dropped
-        self._queued_in = 0.0  # s of PCM in commands not yet applied
+        self._queued_in = 0.0  # s of speech (PCM, utterances) in commands not yet applied
         self._queued_out = 0.0  # s of speech queued in self.speech (written by the worker only)
         self._interrupt_at: float | None = None
         self._last_pcm = 0.0
@@ -124,7 +124,7 @@ class Session:
     def start(self, first: Speech | None = None) -> None:
         """Start generating; `first` is the clip to show (a live session may start without)."""
         if first is not None:
-            self._commands.put_nowait(("say", 0, first))
+            self._commands.put_nowait(("say", 0, first, 0.0))
         self._thread.start()
 
     def stop(self) -> None:
@@ -153,19 +153,42 @@ class Session:
 
     # -- input (any thread) ------------------------------------------------------------------
     def say(self, speech: Speech) -> bool:
-        """Queue an utterance (text or file) after what is queued. False when the queue is full."""
-        return self._put(("say", self._epoch, speech))
+        """Queue an utterance (text or file) after what is queued. False when it does not fit in
+        max_queued_s seconds of waiting speech (or the command queue is full)."""
+        seconds = speech.audio.duration
+        if not self._reserve(seconds):
+            return False
+        if not self._put(("say", self._epoch, speech, seconds)):
+            self._release(seconds)
+            return False
+        return True
 
     def push_pcm(self, samples: np.ndarray, rate: int) -> bool:
         """Queue live audio: samples (n,) float32 mono at `rate` Hz. False when too much waits."""
         seconds = len(samples) / rate
-        if self._queued_in + self._queued_out + seconds > self.settings.max_queued_s:
+        if not self._reserve(seconds):
             return False
-        if not self._put(("pcm", self._epoch, samples, rate, time.monotonic())):
+        if not self._put(("pcm", self._epoch, samples, rate, time.monotonic(), seconds)):
+            self._release(seconds)
             return False
+        return True
+
+    @property
+    def queued_s(self) -> float:
+        """Seconds of speech waiting: in commands not yet applied plus queued and not yet shown."""
+        return self._queued_in + self._queued_out
+
+    def _reserve(self, seconds: float) -> bool:
+        """Count `seconds` of speech as waiting, unless that would pass max_queued_s."""
         with self._epoch_lock:
+            if self._queued_in + self._queued_out + seconds > self.settings.max_queued_s:
+                return False
             self._queued_in += seconds
         return True
+
+    def _release(self, seconds: float) -> None:
+        with self._epoch_lock:
+            self._queued_in = max(0.0, self._queued_in - seconds)
 
     def end_utterance(self) -> bool:
         return self._put(("end", self._epoch))
@@ -238,12 +261,16 @@ class Session:
                 return
 
     def _apply(self, command: tuple) -> None:
+        """Apply one command; speech it carried moves from the commands' count to the queue's."""
         kind, epoch = command[0], command[1]
-        if kind == "pcm":
-            with self._epoch_lock:
-                self._queued_in = max(0.0, self._queued_in - len(command[2]) / command[3])
-        if epoch < self._epoch and kind != "interrupt":
-            return  # queued before an interrupt: dropped
+        if epoch >= self._epoch or kind == "interrupt":  # else queued before an interrupt: dropped
+            self._handle(command)
+        if kind in ("pcm", "say"):
+            self._queued_out = self.speech.queued_seconds()
+            self._release(command[-1])
+
+    def _handle(self, command: tuple) -> None:
+        kind = command[0]
         if kind == "pcm":
             self.speech.push(command[2], command[3], command[4])
             self._last_pcm = time.monotonic()
@@ -371,7 +398,7 @@ class Session:
         return {"id": self.id, "avatar_id": self.avatar_id, "live": self.live, "state": self.state,
                 "error": self.error, "fps": self.settings.fps, "sample_rate": self.sample_rate,
                 "frames": self.produced, "seconds": self.produced / self.settings.fps, "mime": self.mime,
-                "queued_speech_s": round(self._queued_out + self._queued_in, 3),
+                "queued_speech_s": round(self.queued_s, 3),
                 "commands_queued": self._commands.qsize(), **self.log.depth()}
 
 

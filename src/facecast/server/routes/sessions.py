@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from facecast.errors import InvalidArgument
 from facecast.server.deps import ERRORS, get_runtime
 from facecast.server.errors import Conflict, GenerationFailed, StreamGone, Unavailable
-from facecast.server.models import DeletedOut, SessionListOut, SessionOut
+from facecast.server.models import DeletedOut, ErrorOut, SessionListOut, SessionOut
 from facecast.server.runtime import Runtime
 from facecast.server.speech_input import build_speech, check_one_source
 from facecast.server.uploads import read_upload
@@ -24,6 +24,8 @@ router = APIRouter(tags=["sessions"])
 
 COALESCE_BYTES = 512 * 1024  # segments already made are sent together up to this size
 RATE_RANGE = (8000, 96000)  # Hz accepted for sample_rate
+BUSY = {409: {"model": ErrorOut, "description": "Not a live session."},
+        503: {"model": ErrorOut, "description": "Too much speech is queued (FACECAST_MAX_QUEUED_S)."}}
 
 TEXT = Form(None, description="Text to speak (offline text-to-speech). Give text or audio.")
 VOICE = Form("en", description="Text-to-speech voice, e.g. en, en-us, de, fr.")
@@ -96,19 +98,35 @@ async def delete_session(session_id: str, rt: Runtime = Depends(get_runtime)) ->
     return {"deleted": session_id}
 
 
-@router.post("/sessions/{session_id}/say", response_model=SessionOut, responses=ERRORS,
+@router.post("/sessions/{session_id}/say", response_model=SessionOut, responses={**ERRORS, **BUSY},
              summary="Queue speech on a live session")
 async def say(session_id: str, text: str | None = TEXT, voice: str = VOICE, audio: UploadFile | None = AUDIO,
               rt: Runtime = Depends(get_runtime)) -> dict:
-    """Queue text or an audio file after what the live session is saying."""
+    """Queue text or an audio file after what the live session is saying. At most
+    FACECAST_MAX_QUEUED_S seconds (default 60) of speech may wait: beyond it the answer is 503."""
     session = _live_session(rt, session_id)
     data = await read_upload(audio, rt.settings.max_upload_bytes, "audio") if audio is not None else None
     check_one_source(text, data is not None)
     name = (audio.filename or "audio") if audio is not None else "text"
     speech = await rt.run(build_speech, text, data, name, voice, rt.settings, rt.telemetry)
-    if not session.say(speech):
-        raise Unavailable(f"session {session_id!r}: too much is queued; try again shortly")
+    _queue_speech(session, speech, name, rt.settings.stream.max_queued_s)
     return session_out(session)
+
+
+def _queue_speech(session: Session, speech, name: str, limit_s: float) -> None:
+    """session.say(speech), or an error naming the limit: 400 longer than it alone, 503 when full."""
+    seconds = speech.audio.duration
+    if seconds > limit_s:
+        raise InvalidArgument(f"{name}: {seconds:.1f} s of speech is longer than the {limit_s:g} s a live session "
+                              "queues at most (FACECAST_MAX_QUEUED_S); send it in shorter parts")
+    if session.say(speech):
+        return
+    waiting = session.queued_s
+    if waiting + seconds <= limit_s:  # the seconds fit: the command queue itself is full (a PCM flood)
+        raise Unavailable(f"session {session.id!r}: too many commands are waiting; try again shortly")
+    raise Unavailable(f"session {session.id!r}: {waiting:.1f} s of speech is waiting and {name} adds "
+                      f"{seconds:.1f} s, over the limit of {limit_s:g} s (FACECAST_MAX_QUEUED_S); try again "
+                      "once more of it has been spoken, or interrupt")
 
 
 @router.post("/sessions/{session_id}/interrupt", response_model=SessionOut, responses=ERRORS,
