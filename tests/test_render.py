@@ -176,3 +176,48 @@ def test_video_avatar_plays_forward_then_backward(tmp_path):
     turn = n - 1
     for k in range(1, n):  # after each turn, output turn + k shows source turn - k
         assert nearest[turn + k] == turn - k
+
+
+def _longest_run(flags: np.ndarray) -> tuple[int, int]:
+    """(start, length) of the longest run of True in a 1-D bool array; (0, 0) when none."""
+    best, start = (0, 0), None
+    for i, flag in enumerate(np.append(flags, False)):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            best = max(best, (start, i - start), key=lambda run: run[1])
+            start = None
+    return best
+
+
+@pytest.mark.parametrize("name", ["woman_frontal_slight_turn_01.jpg", "man_glasses_01.jpg"])  # closed lips
+def test_open_mouth_shows_a_dark_cavity_and_teeth(backend, name):
+    import cv2
+
+    from facecast.avatar import topology as topo
+
+    avatar = prepare(portrait(name))
+    closed, opened = backend.render(avatar, np.array([[0, 0, 0], [1, 0, 0]], np.float32), np.zeros(2, int))
+    pts, scale = avatar.landmarks[0, :, :2], avatar.face_scale()
+    lips = np.zeros(avatar.frames.shape[1:3], np.uint8)
+    cv2.fillPoly(lips, [np.round(pts[topo.LIPS_OUTER]).astype(np.int32)], 1)
+    lip = cv2.cvtColor(avatar.frames[0], cv2.COLOR_BGR2GRAY)[lips.astype(bool)].mean()  # the avatar's lips
+
+    # Brightness down the middle of the mouth, from above the upper lip to the chin: per-row medians.
+    x = int(round(pts[list(topo.INNER_LIP_CENTER), 0].mean()))
+    half = int(0.1 * scale)
+    top, bottom = int(pts[topo.LIPS_OUTER, 1].min() - 0.1 * scale), int(pts[topo.CHIN, 1])
+
+    def profile(frame):
+        grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[top:bottom, x - half: x + half + 1]
+        return np.median(grey.astype(np.float32), axis=1)
+
+    shut, wide = profile(closed), profile(opened)
+    assert shut.min() > 0.5 * lip, "a closed mouth shows no cavity"
+    start, length = _longest_run(wide < 0.35 * lip)
+    assert length >= 0.05 * scale, f"no dark cavity: {length} dark rows"
+    cavity = float(np.median(wide[start: start + length]))
+    teeth = wide[max(0, start - int(0.06 * scale)): start]  # the band just above the cavity
+    assert teeth.max() > 1.2 * lip and teeth.max() > 3 * cavity, (teeth, lip, cavity)  # brighter than the lips
+    below = wide[start + length: start + length + int(0.1 * scale)]
+    assert below.max() > 0.6 * lip, "the cavity is not closed by the lower lip"
