@@ -75,6 +75,46 @@ def test_typed_text_plays_with_sound(page):
     assert not page.is_disabled("#speak")
 
 
+TRIM_WHOLE_CLIP = """async () => {
+    const form = new FormData();
+    form.append("text", "A clip long enough to drop some of it while the rest is still arriving.");
+    const session = await (await api("/sessions", { method: "POST", body: form })).json();
+    const response = await api(session.stream_url);
+    const media = new MediaSource();
+    document.createElement("video").src = URL.createObjectURL(media);
+    await new Promise((resolve) => media.addEventListener("sourceopen", resolve, { once: true }));
+    const buffer = media.addSourceBuffer(response.headers.get("content-type"));
+    const listening = { updateend: 0, error: 0 };  // listeners added minus removed
+    const add = buffer.addEventListener.bind(buffer), drop = buffer.removeEventListener.bind(buffer);
+    buffer.addEventListener = (type, f, o) => { listening[type] += 1; add(type, f, o); };
+    buffer.removeEventListener = (type, f, o) => { listening[type] -= 1; drop(type, f, o); };
+    let trims = 0;
+    const remove = buffer.remove.bind(buffer);
+    buffer.remove = (start, end) => { trims += 1; remove(start, end); };
+    const reader = response.body.getReader();
+    let appends = 0, busyAfterTrim = 0;
+    for (;;) {
+        const { value, done } = await reader.read();
+        if (done) { break; }
+        await append(buffer, value);
+        appends += 1;
+        const newest = buffer.buffered.length ? buffer.buffered.end(0) : 0;  // s; empty until a keyframe
+        await trimPlayed(buffer, newest, 0.2);  // keep 0.2 s behind the newest media
+        if (buffer.updating) { busyAfterTrim += 1; }
+    }
+    return { appends, trims, busyAfterTrim, listening };
+}"""
+
+
+def test_trimming_played_video_waits_for_the_source_buffer(page):
+    """trimPlayed() resolves only after SourceBuffer.remove() is done, so the next appendBuffer
+    never meets a busy buffer, and appends and trims leave no listeners behind."""
+    result = page.evaluate(TRIM_WHOLE_CLIP)
+    assert result["trims"] >= 1 and result["appends"] > result["trims"], result  # appends went on after trims
+    assert result["busyAfterTrim"] == 0, result
+    assert result["listening"] == {"updateend": 0, "error": 0}, result
+
+
 def test_server_errors_are_shown_and_the_ui_stays_usable(page, tmp_path):
     not_an_image = tmp_path / "notes.jpg"
     not_an_image.write_text("these are notes, not a portrait")

@@ -184,30 +184,44 @@ async function playStream(url, started, play) {
     if (done) { break; }
     state.bytes += value.byteLength;
     await append(buffer, value);
-    trimPlayed(buffer);
+    await trimPlayed(buffer);
     if (video.paused && buffer.buffered.length) { startPlayback(buffer); }
   }
   await idle(buffer);
   if (source.readyState === "open") { source.endOfStream(); }
 }
 
-function append(buffer, bytes) {
+// Run one SourceBuffer operation (`start` calls appendBuffer or remove) and resolve at its
+// updateend. Both listeners go once it settles, so none pile up over a long stream.
+function update(buffer, start, failure) {
   return new Promise((resolve, reject) => {
-    buffer.addEventListener("updateend", resolve, { once: true });
-    buffer.addEventListener("error", () => reject(new Error("the browser could not decode the stream")), { once: true });
-    buffer.appendBuffer(bytes);
+    const settle = (error) => {
+      buffer.removeEventListener("updateend", onEnd);
+      buffer.removeEventListener("error", onError);
+      if (error) { reject(error); } else { resolve(); }
+    };
+    const onEnd = () => settle(null);
+    const onError = () => settle(new Error(failure));
+    buffer.addEventListener("updateend", onEnd);
+    buffer.addEventListener("error", onError);
+    try { start(); } catch (error) { settle(error); }
   });
+}
+
+function append(buffer, bytes) {
+  return update(buffer, () => buffer.appendBuffer(bytes), "the browser could not decode the stream");
 }
 
 function idle(buffer) {
   return buffer.updating ? new Promise((r) => buffer.addEventListener("updateend", r, { once: true })) : Promise.resolve();
 }
 
-function trimPlayed(buffer) {
+// Drop media more than `keepS` seconds before `now` (both in s) once twice that is buffered behind
+// it. Resolves when the removal is done, so the next appendBuffer never meets a busy SourceBuffer.
+async function trimPlayed(buffer, now = video.currentTime, keepS = BUFFER_KEEP_S) {
   const ranges = buffer.buffered;
-  if (!buffer.updating && ranges.length && video.currentTime - ranges.start(0) > 2 * BUFFER_KEEP_S) {
-    buffer.remove(ranges.start(0), video.currentTime - BUFFER_KEEP_S);
-  }
+  if (buffer.updating || !ranges.length || now - ranges.start(0) <= 2 * keepS) { return; }
+  await update(buffer, () => buffer.remove(ranges.start(0), now - keepS), "the browser could not drop played video");
 }
 
 function startPlayback(buffer) {
