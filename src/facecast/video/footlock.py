@@ -13,6 +13,13 @@ ANCHOR_FRAMES frames, and a least-squares similarity maps them onto it. The corr
 the frame inside a feathered box around the foot and is blended 70/30 with the original frame
 (so 30% of the sliding foot stays visible as a faint ghost; blend=1.0 removes it). Frames
 outside contacts are untouched.
+
+Across segments: a contact can span a segment cut, so the next segment (which restarts on the
+run-in frames the previous one also saw) would re-anchor it where the foot stands in the
+run-in, already slid. `lock_feet` therefore takes `carried`, the offsets the previous
+segment applied to each foot in those frames, and shifts such a contact's targets so that, at
+its first carried frame, it moves the foot exactly as the previous segment did: the anchor
+is carried over the cut and both versions of the cross-faded frames agree.
 """
 
 from __future__ import annotations
@@ -131,13 +138,15 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray) -> np.ndarray | None:
     return np.hstack([rot, (md - rot @ ms)[:, None]])
 
 
-def correct_foot(frame: np.ndarray, src: np.ndarray, dst: np.ndarray, settings: FootlockSettings) -> np.ndarray:
+def correct_foot(frame: np.ndarray, src: np.ndarray, dst: np.ndarray, settings: FootlockSettings,
+                 foot: float | None = None) -> np.ndarray:
     """Move one foot from its keypoints src (3, 2) onto dst (3, 2) in (H, W, 3) uint8 `frame`
-    (in place) and return the frame."""
+    (in place) and return the frame. foot: foot length px that sizes the box (the contact's,
+    so the box does not breathe with one frame's heel and toe); None: this frame's."""
     affine = fit_similarity(src, dst)
     if affine is None or np.abs(affine - np.eye(2, 3)).max() < 1e-3:
         return frame  # nothing to move
-    box = crop_box(np.vstack([src, dst]), _foot_length(src), settings.pad, frame.shape)
+    box = crop_box(np.vstack([src, dst]), foot or _foot_length(src), settings.pad, frame.shape)
     if box is None:
         return frame
     x0, y0, x1, y1 = box
@@ -170,39 +179,78 @@ def contact_foot(points: np.ndarray) -> float:
     return float(max(MIN_FOOT_PX, np.median(lengths))) if len(lengths) else MIN_FOOT_PX
 
 
+def offsets_of(targets: np.ndarray, steady: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+    """How far the correction moves one foot in each frame: (F, 2) px, the mean over visible
+    keypoints of targets - steady (both (F, 3, 2) px); NaN outside contacts (F,) bool."""
+    moved = targets - steady
+    visible = np.isfinite(moved).all(axis=2)
+    total = np.where(visible[..., None], moved, 0.0).sum(axis=1)
+    count = visible.sum(axis=1)[:, None]
+    offsets = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+    offsets[~contacts] = np.nan
+    return offsets
+
+
+def carry_anchors(targets: np.ndarray, steady: np.ndarray, contacts: np.ndarray,
+                  carried: np.ndarray) -> np.ndarray:
+    """Targets (F, 3, 2) px of one foot with every contact that the previous segment also
+    had in contact (carried (F, 2) px: the offsets it applied, NaN where it had none) shifted
+    so that at the first such frame the foot moves by the carried offset: the anchor set
+    before the cut is kept. steady: (F, 3, 2) px smoothed keypoints; contacts: (F,) bool."""
+    out = targets.copy()
+    now = offsets_of(targets, steady, contacts)
+    both = np.isfinite(carried).all(axis=1) & np.isfinite(now).all(axis=1)
+    for start, stop in runs(contacts):
+        shared = np.nonzero(both[start:stop])[0]
+        if len(shared):
+            s = start + shared[0]
+            out[start:stop] += carried[s] - now[s]
+    return out
+
+
 @dataclass(frozen=True)
 class LockResult:
     """frames: (F, H, W, 3) uint8; contacts: (F, 2) bool; targets: (F, 2, 3, 2) px, where the
-    correction puts the keypoints (the keypoints themselves outside contacts)."""
+    correction puts the keypoints (the keypoints themselves outside contacts); offsets:
+    (F, 2, 2) px, how far each foot is moved (NaN outside contacts), what the next segment
+    gets as `carried` for the frames it sees again."""
 
     frames: np.ndarray
     contacts: np.ndarray
     targets: np.ndarray
+    offsets: np.ndarray
 
 
 def lock_feet(frames: np.ndarray, points: np.ndarray, *, fps: float, scale: float,
-              settings: FootlockSettings = FootlockSettings()) -> LockResult:
+              settings: FootlockSettings = FootlockSettings(), carried: np.ndarray | None = None) -> LockResult:
     """Detect contacts on known keypoints and pin the feet.
 
     frames: (F, H, W, 3) uint8 BGR; points: (F, 2, 3, 2) float px (feet x ankle/heel/toe, NaN
-    where missing); scale: body scale in px (leg length). Returns a LockResult; frames
-    without a contact are returned unchanged.
+    where missing); scale: body scale in px (leg length); carried: (F, 2, 2) px, the offsets a
+    previous segment applied to these frames (LockResult.offsets; NaN where none), so that
+    contacts spanning the cut keep their anchors. Returns a LockResult; frames without a
+    contact are returned unchanged.
     """
     ground = ground_line(points)
     out = frames.copy()
     contacts = np.zeros(points.shape[:2], bool)
     targets = points.copy()
+    offsets = np.full(points.shape[:2] + (2,), np.nan)
     for foot in range(points.shape[1]):
-        contacts[:, foot], targets[:, foot] = _lock_foot(frames, out, points[:, foot], points[:, 1 - foot],
-                                                         ground=ground, fps=fps, scale=scale, settings=settings)
-    return LockResult(out, contacts, targets)
+        keep = None if carried is None else carried[:, foot]
+        contacts[:, foot], targets[:, foot], offsets[:, foot] = _lock_foot(
+            frames, out, points[:, foot], points[:, 1 - foot], ground=ground, fps=fps, scale=scale,
+            settings=settings, carried=keep)
+    return LockResult(out, contacts, targets, offsets)
 
 
 def _lock_foot(frames: np.ndarray, out: np.ndarray, points: np.ndarray, other: np.ndarray, *, ground: float,
-               fps: float, scale: float, settings: FootlockSettings) -> tuple[np.ndarray, np.ndarray]:
-    """Pin one foot (keypoints (F, 3, 2) px; other: the other foot's) in `out` (F, H, W, 3)
-    uint8, a copy of frames (in place). Returns its contacts (F,) bool and keypoint targets
-    (F, 3, 2) px."""
+               fps: float, scale: float, settings: FootlockSettings,
+               carried: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pin one foot (keypoints (F, 3, 2) px; other: the other foot's; carried: (F, 2) px
+    offsets from the previous segment or None) in `out` (F, H, W, 3) uint8, a copy of frames
+    (in place). Returns its contacts (F,) bool, keypoint targets (F, 3, 2) px and offsets
+    (F, 2) px."""
     contacts = detect_contacts(points, fps=fps, scale=scale, ground=ground, settings=settings.contacts)
     if settings.image:
         step = settings.contacts.speed_off * scale / fps  # px per frame
@@ -214,6 +262,10 @@ def _lock_foot(frames: np.ndarray, out: np.ndarray, points: np.ndarray, other: n
         moves = image_moves(frames, steady, other, contacts, settings.pad)
         seen = np.isfinite(moves).all(axis=1)
         targets[seen] = steady[seen] + moves[seen, None]
-    for t in np.nonzero(contacts)[0]:
-        correct_foot(out[t], steady[t], targets[t], settings)
-    return contacts, targets
+    if carried is not None:
+        targets = carry_anchors(targets, steady, contacts, carried)
+    for start, stop in runs(contacts):
+        foot = contact_foot(steady[start:stop])
+        for t in range(start, stop):
+            correct_foot(out[t], steady[t], targets[t], settings, foot)
+    return contacts, targets, offsets_of(targets, steady, contacts)

@@ -16,8 +16,10 @@ from facecast.video.segments import Segment
 
 Stage = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """A stage: (frames (n, H, W, 3) uint8 BGR, frame numbers (n,) int64) -> (n, H, W, 3) uint8.
-It is called once per segment, must not keep state from one call to the next, and may
-overwrite and return the frames it is given (so a segment is held about once)."""
+It is called once per segment and may overwrite and return the frames it is given (so a
+segment is held about once). It restarts its state on every call; the only thing it may keep
+is what it found in frames the next call sees again (the run-in), keyed by frame number (the
+Footlock stage keeps its contact anchors across a cut this way)."""
 
 Sink = Callable[[np.ndarray], None]
 Progress = Callable[[int, int], None]

@@ -88,7 +88,13 @@ class Composite:
 @dataclass
 class Footlock:
     """Pin planted feet; keypoints from mediapipe pose, or from `keypoints(numbers)` ->
-    (n, 2, 3, 2) px when given (known tracks). Counts what it saw for the report."""
+    (n, 2, 3, 2) px when given (known tracks). Counts what it saw for the report.
+
+    The one thing kept from a call to the next is the offsets each foot was moved by, keyed
+    by frame number (`_offsets`: frame -> (2, 2) px): the next segment's run-in frames are
+    the last ones of this segment, and a contact spanning the cut keeps its anchor from them
+    (lock_feet's `carried`). Frames not seen before get no carry, so calls out of order or
+    on another video only lose that, never mix anchors."""
 
     fps: float
     settings: FootlockSettings = field(default_factory=FootlockSettings)
@@ -97,15 +103,24 @@ class Footlock:
     person_frames: int = 0
     feet_frames: int = 0
     contact_frames: int = 0
+    _offsets: dict = field(default_factory=dict, repr=False)
 
     def __call__(self, frames: np.ndarray, numbers: np.ndarray) -> np.ndarray:
         points, scale = self._points(frames, numbers)
         self.feet_frames += int(np.isfinite(points).all(axis=3).any(axis=(1, 2)).sum())
         if not np.isfinite(points).any():
+            self._offsets = {}
             return frames
-        result = lock_feet(frames, points, fps=self.fps, scale=scale, settings=self.settings)
+        result = lock_feet(frames, points, fps=self.fps, scale=scale, settings=self.settings,
+                           carried=self._carried(numbers))
+        self._offsets = {int(n): result.offsets[i] for i, n in enumerate(numbers)}
         self.contact_frames += int(result.contacts.any(axis=1).sum())
         return result.frames
+
+    def _carried(self, numbers: np.ndarray) -> np.ndarray:
+        """(n, 2, 2) px offsets the previous call applied to frames `numbers` (NaN where none)."""
+        none = np.full((2, 2), np.nan)
+        return np.stack([self._offsets.get(int(n), none) for n in numbers])
 
     def _points(self, frames: np.ndarray, numbers: np.ndarray) -> tuple[np.ndarray, float]:
         if self.keypoints is not None:
