@@ -1,4 +1,5 @@
-"""The facecast command line, end to end in a subprocess: outputs, --help, and bad input."""
+"""The facecast command line, end to end in a subprocess (and in-process on a terminal): outputs, --help,
+bad input and the progress bar."""
 
 from __future__ import annotations
 
@@ -103,3 +104,61 @@ def test_bad_input_is_a_clear_error_without_output(tmp_path):
 def test_wrong_output_name_is_refused(tmp_path):
     result = run("render", "--avatar", portrait("man_glasses_01.jpg"), "--text", "hi", "-o", tmp_path / "x.avi")
     assert result.returncode == 1 and ".mp4" in result.stderr
+
+
+
+def main_on_a_terminal(*args: str) -> tuple[int, str]:
+    """facecast.cli.main in this process with stderr on a pseudo-terminal, as in an interactive
+    shell: (exit status, everything the terminal received)."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    import threading
+
+    from facecast.cli import main
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns
+    received = []
+
+    def read() -> None:
+        try:
+            while chunk := os.read(master, 4096):
+                received.append(chunk)
+        except OSError:  # EIO: the terminal's last writer closed it
+            pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    saved = sys.stderr
+    with open(slave, "w", encoding="utf-8") as terminal:
+        sys.stderr = terminal
+        try:
+            status = main([str(arg) for arg in args])
+        finally:
+            sys.stderr = saved
+    reader.join(timeout=10)
+    os.close(master)
+    return status, b"".join(received).decode(errors="replace")
+
+
+def test_progress_bar_on_a_terminal(tmp_path, capsys):
+    import re
+
+    from facecast.audio.decode import load_audio
+
+    clip = speech("en_radio_address_02_8s.wav")
+    frames = load_audio(clip).frame_count(25)
+    face = portrait("woman_frontal_lowres_01.png")  # small: 200 frames render in about a second
+    status, screen = main_on_a_terminal("render", "-a", face, "--audio", clip, "-o", tmp_path / "bar.mp4")
+    assert status == 0, screen
+    assert f"{frames} frames" in capsys.readouterr().out
+    counts = [int(done) for done in re.findall(rf"rendering:.*?(\d+)/{frames}\b", screen)]
+    assert counts, f"no progress bar on the terminal: {screen!r}"
+    assert counts == sorted(counts) and max(counts) > 0, counts  # it moves forward while rendering
+    assert probe(tmp_path / "bar.mp4").frames == frames
+
+    status, screen = main_on_a_terminal("render", "-a", face, "--audio", speech("zh_short_01_3s.wav"),
+                                        "-o", tmp_path / "quiet.mp4", "-q")
+    assert status == 0 and "rendering" not in screen, screen
