@@ -13,6 +13,8 @@ environment (command-line options win):
   FACECAST_MAX_UPLOAD_MB    largest upload (default 50)
   FACECAST_SERVER_DIR       uploaded sources and the avatar index
   FACECAST_CACHE_DIR        prepared avatars (default ~/.cache/facecast)
+  FACECAST_WORKERS          threads for long jobs: whole-file renders, avatar preparation (default 4)
+  FACECAST_MAX_QUEUED_S     seconds of speech a live session may hold waiting (default 60)
   FACECAST_BACKEND          lip-sync backend; FACECAST_MUSETALK_* configure musetalk (docs/musetalk.md)
   FACECAST_PROFILE=1        live-portrait sessions log their latency every 30 frames
 

@@ -31,7 +31,11 @@ class Runtime:
     def __init__(self, settings: ServerSettings):
         self.settings = settings
         self.telemetry = Telemetry()
+        # Long jobs (whole-file renders, avatar preparation) and short latency-critical ones (a
+        # session's speech synthesis or decoding, joins) get separate threads: long ones never
+        # keep a session from starting.
         self.executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="facecast-work")
+        self.quick = ThreadPoolExecutor(max_workers=settings.quick_workers, thread_name_prefix="facecast-quick")
         self.sessions = SessionManager(settings, self.telemetry)
         self.avatars: AvatarStore | None = None
         self.started = time.monotonic()
@@ -40,9 +44,15 @@ class Runtime:
         self._reaper: asyncio.Task | None = None
 
     async def run(self, fn, *args, **kwargs):
-        """Run blocking `fn` on a worker thread, never on the event loop."""
+        """Run blocking `fn` on a worker thread, never on the event loop (long jobs go here)."""
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    async def run_quick(self, fn, *args, **kwargs):
+        """Run short blocking `fn` (well under a second: a session's speech, a join) on the quick
+        pool, which long jobs never occupy."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.quick, functools.partial(fn, *args, **kwargs))
 
     async def start(self) -> None:
         """Load the default avatar and warm every stage up (off the event loop)."""
@@ -57,8 +67,9 @@ class Runtime:
         if self._reaper is not None:
             self._reaper.cancel()
         sessions = self.sessions.stop_all()
-        await self.run(_join_all, sessions, 5.0)
+        await self.run_quick(_join_all, sessions, 5.0)
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.quick.shutdown(wait=False, cancel_futures=True)
 
     def _load_default(self) -> None:
         from facecast.demo import demo_portrait
@@ -92,10 +103,10 @@ class Runtime:
             try:
                 gone = self.sessions.reap()
                 if gone:
-                    await self.run(_join_all, gone, 5.0)
+                    await self.run_quick(_join_all, gone, 5.0)
                 if self.sessions.ended != released_at:
                     released_at = self.sessions.ended
-                    await self.run(release_memory)
+                    await self.run_quick(release_memory)
             except Exception:  # noqa: BLE001 - the sweep must go on
                 log.exception("session reaper failed")
 

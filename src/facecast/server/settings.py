@@ -36,7 +36,8 @@ class ServerSettings:
     max_speech_s: float = 600.0  # s of uploaded speech at most
     max_chunk_bytes: int = 1 * MB  # largest live PCM message
     generate_concurrency: int = 2  # whole-file renders (POST /generate) at once
-    workers: int = 4  # threads for blocking work (decoding, speech synthesis, preparation)
+    workers: int = 4  # threads for long blocking work (whole-file renders, avatar preparation)
+    quick_workers: int = 4  # threads for short latency-critical work (a session's speech, joins)
     warmup: bool = True
     stream: StreamSettings = field(default_factory=StreamSettings)
 
@@ -56,6 +57,8 @@ class ServerSettings:
             values["max_sessions"] = int(_number("MAX_SESSIONS", env("MAX_SESSIONS")))
         if env("BACKEND"):
             values["backend"] = env("BACKEND")
+        if env("WORKERS"):
+            values["workers"] = int(_number("WORKERS", env("WORKERS")))
         if env("MAX_QUEUED_S"):
             seconds = _number("MAX_QUEUED_S", env("MAX_QUEUED_S"))
             values["stream"] = dataclasses.replace(StreamSettings(), max_queued_s=seconds)
@@ -74,6 +77,9 @@ class ServerSettings:
             raise InvalidArgument("FACECAST_API_TOKEN must be at least 8 characters long")
         if self.max_sessions < 1:
             raise InvalidArgument(f"max_sessions={self.max_sessions!r} must be at least 1")
+        if self.workers < 1 or self.quick_workers < 1:
+            raise InvalidArgument(f"workers={self.workers!r} and quick_workers={self.quick_workers!r} must be at "
+                                  "least 1")
         if not self.stream.max_queued_s > 0:
             raise InvalidArgument(f"FACECAST_MAX_QUEUED_S={self.stream.max_queued_s!r} must be positive (seconds)")
 

@@ -59,7 +59,7 @@ async def create_session(request: Request, avatar_id: str | None = Form(None, de
     if not live and not has_speech:
         raise InvalidArgument("a clip session needs a 'text' field or an 'audio' file (or live=true)")
     _check_rate(sample_rate)
-    avatar_id, avatar, speech = await rt.run(_inputs, rt, avatar_id, text, data, audio, voice, has_speech)
+    avatar_id, avatar, speech = await rt.run_quick(_inputs, rt, avatar_id, text, data, audio, voice, has_speech)
     rate = sample_rate or (rt.settings.stream.live_rate if live else speech.audio.sample_rate)
     session = rt.sessions.create(avatar, avatar_id, live=live, sample_rate=rate, first=speech, created_at=received)
     return session_out(session)
@@ -94,7 +94,7 @@ async def get_session(session_id: str, rt: Runtime = Depends(get_runtime)) -> di
 async def delete_session(session_id: str, rt: Runtime = Depends(get_runtime)) -> dict:
     """Stop generating; readers get what was made, then their stream ends."""
     session = rt.sessions.remove(session_id)
-    await rt.run(session.join, 5.0)
+    await rt.run_quick(session.join, 5.0)
     return {"deleted": session_id}
 
 
@@ -108,7 +108,7 @@ async def say(session_id: str, text: str | None = TEXT, voice: str = VOICE, audi
     data = await read_upload(audio, rt.settings.max_upload_bytes, "audio") if audio is not None else None
     check_one_source(text, data is not None)
     name = (audio.filename or "audio") if audio is not None else "text"
-    speech = await rt.run(build_speech, text, data, name, voice, rt.settings, rt.telemetry)
+    speech = await rt.run_quick(build_speech, text, data, name, voice, rt.settings, rt.telemetry)
     _queue_speech(session, speech, name, rt.settings.stream.max_queued_s)
     return session_out(session)
 
