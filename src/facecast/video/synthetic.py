@@ -109,6 +109,33 @@ def shaky_clip(path: Path, portraits_dir: Path, *, n: int = 100, size: tuple[int
     return {"scene": world, "base": base, "pan": pan, "shake": shake}
 
 
+def shaky_person_clip(path: Path, portraits_dir: Path, *, n: int = 100, size: tuple[int, int] = (320, 240),
+                      pan_px: float = 2.0, shake_px: float = 4.0, shake_deg: float = 0.5, sway_px: float = 8.0,
+                      seed: int = 1) -> dict:
+    """Write a person (cut out of a portrait) over fabric, filmed by a shaking camera that pans
+    to follow them: the person stays near the frame centre, swaying sway_px side to side (a
+    50-frame period), while the background pans by pan_px per frame. Returns the ground truth
+    {"truth": (n, h, w, 3) uint8, what the pan alone shows (person included), "pan", "shake":
+    (n, 3, 3) float64 as from shaky_pan}."""
+    w, h = size
+    margin = 40  # px of scene around the views, room for the shake
+    bg = fabric(portraits_dir, (w + int(np.ceil(pan_px * n)) + 2 * margin, h + 2 * margin))
+    sprite, alpha = person_sprite(portraits_dir, int(0.8 * h))
+    base = np.array([[1.0, 0, -margin], [0, 1, -margin], [0, 0, 1]])
+    pan, shake = shaky_pan(n, size, pan_px=pan_px, shake_px=shake_px, shake_deg=shake_deg, seed=seed)
+    xs = margin + pan_px * np.arange(n) + (w - sprite.shape[1]) / 2 + sway_px * np.sin(2 * np.pi * np.arange(n) / 50)
+    truth = []
+
+    def shots():
+        for i, x in enumerate(xs):
+            world = paste_alpha(bg, sprite, alpha, int(round(x)), margin + h - sprite.shape[0])
+            truth.append(view(world, pan[i] @ base, size))
+            yield view(world, shake[i] @ pan[i] @ base, size)
+
+    write_mp4(path, shots(), size)
+    return {"truth": np.stack(truth), "pan": pan, "shake": shake}
+
+
 def person_sprite(portraits_dir: Path, height: int = 200, name: str = "man_frontal_mouth_open_01.jpg"):
     """A real person cut out of a portrait with selfie segmentation: ((h, w, 3) uint8, (h, w) alpha)."""
     from facecast.video.matte import PersonSegmenter
