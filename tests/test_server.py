@@ -109,6 +109,17 @@ def test_health_and_openapi(client):
     assert schema["paths"]["/stats"]["get"]["description"]
 
 
+def test_openapi_describes_the_live_audio_websocket(client):
+    """FastAPI lists no WebSockets: the protocol is in the description /docs shows."""
+    description = client.get("/openapi.json").json()["info"]["description"]
+    for words in ("WS /ws/sessions/{session_id}/audio?sample_rate=16000", "8000..96000", "16-bit little-endian PCM",
+                  '{"type": "ready", "session"', '`{"type": "end"}` | `{"type": "ended"}`',
+                  '`{"type": "interrupt"}` | `{"type": "interrupted"}`', '`{"type": "ping"}` | `{"type": "pong"}`',
+                  '{"type": "error", "detail"', "up to 1 MiB", "code 1008", "code 1009",
+                  f"more than {MAX_QUEUED_S} s of speech"):
+        assert words in description, words
+
+
 def test_stats_reports_stages_and_memory(client):
     client.post("/sessions", data={"text": "Statistics."})
     time.sleep(0.5)

@@ -41,7 +41,9 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
         finally:
             await runtime.close()
 
-    app = FastAPI(title="facecast", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    protocol = live_audio.protocol_markdown(settings.max_chunk_bytes, settings.stream.max_queued_s)
+    app = FastAPI(title="facecast", version=__version__, description=f"{DESCRIPTION}\n\n{protocol}",
+                  lifespan=lifespan)
     app.state.runtime = runtime
     install_handlers(app)
     for router in ROUTERS:

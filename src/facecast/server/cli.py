@@ -46,6 +46,7 @@ def run_serve(args) -> int:
     import uvicorn
 
     from facecast.server.app import create_app
+    from facecast.server.routes.live_audio import WS_FRAME_SLACK
     from facecast.server.runtime import limit_malloc_arenas
     from facecast.server.settings import MB, ServerSettings
 
@@ -59,5 +60,5 @@ def run_serve(args) -> int:
         print(f"facecast: warning: listening on {settings.host} without FACECAST_API_TOKEN: anyone who can reach "
               "this address can use the server")
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level,
-                ws_max_size=settings.max_chunk_bytes + 1024, timeout_graceful_shutdown=5)
+                ws_max_size=settings.max_chunk_bytes + WS_FRAME_SLACK, timeout_graceful_shutdown=5)
     return 0

@@ -1,14 +1,8 @@
 """WebSocket /ws/sessions/{id}/audio: live 16-bit PCM from a voice agent into a live session.
 
-Protocol (the sample rate is given at open: ?sample_rate=16000, default 16000):
-  client -> server  binary: mono signed 16-bit little-endian PCM, any chunk size up to the limit
-                    text:   {"type": "end"}        end of utterance (its last frames are shown)
-                            {"type": "interrupt"}  drop queued audio and frames; the mouth closes
-                            {"type": "ping"}
-  server -> client  {"type": "ready", "session": id, "sample_rate": hz}
-                    {"type": "ended"} / {"type": "interrupted"} / {"type": "pong"}
-                    {"type": "error", "detail": "..."}; bad messages are answered, never fatal.
-A full queue holds the reader back (TCP back-pressure) instead of buffering without bound.
+The protocol is described by protocol_markdown() below; that text is part of the OpenAPI
+description (/docs), since OpenAPI has no WebSocket routes. A full queue holds the reader back
+(TCP back-pressure) instead of buffering without bound.
 """
 
 from __future__ import annotations
@@ -29,6 +23,49 @@ DEFAULT_RATE = 16000  # Hz
 RATE_RANGE = (8000, 96000)  # Hz
 FULL_RETRY_S = 0.01  # s between retries while the session's queue is full
 CLOSE_POLICY = 1008  # WebSocket close code: policy violation (bad id, rate, kind)
+WS_FRAME_SLACK = 1024  # bytes: uvicorn's message limit is the chunk limit plus this
+
+def protocol_markdown(max_chunk_bytes: int, max_queued_s: float) -> str:
+    """The WebSocket protocol as markdown for the OpenAPI description, with the server's limits."""
+    chunk, frame_limit = _size(max_chunk_bytes), _size(max_chunk_bytes + WS_FRAME_SLACK)
+    return f"""## Live audio: `WS /ws/sessions/{{session_id}}/audio?sample_rate=16000`
+
+OpenAPI lists no WebSockets, so this one is described here. It feeds a **live** session (`POST /sessions`
+with `live=true`, or with neither text nor audio) with speech as a voice agent produces it; watch the
+result on the session's `stream_url`. With FACECAST_API_TOKEN set, pass `?token=` (or the
+`Authorization: Bearer` header) here too. One audio connection per session at a time.
+
+- **At open**: `sample_rate` (query, Hz, {RATE_RANGE[0]}..{RATE_RANGE[1]}, default {DEFAULT_RATE}) is the rate of the
+  PCM you send; the server resamples it to the stream's rate. It answers
+  `{{"type": "ready", "session": "<id>", "sample_rate": <hz>}}`.
+- **Binary messages** (client to server): mono signed 16-bit little-endian PCM at that rate, any size
+  up to {chunk} (FACECAST_MAX_UPLOAD_MB does not apply). An odd trailing byte waits for the next
+  message. A larger message is refused with an `error` and dropped, and the connection stays; one
+  over the server's frame limit ({frame_limit}) closes the connection with code 1009 (message too big).
+  Consecutive chunks form one utterance; 0.5 s without audio ends it, as `end` does.
+- **Text messages** (client to server), JSON objects, each answered:
+
+| send | reply | effect |
+|---|---|---|
+| `{{"type": "end"}}` | `{{"type": "ended"}}` | end of the utterance: its last frames are shown |
+| `{{"type": "interrupt"}}` | `{{"type": "interrupted"}}` | drop queued audio and frames at once; the mouth closes |
+| `{{"type": "ping"}}` | `{{"type": "pong"}}` | |
+
+- **Errors**: `{{"type": "error", "detail": "..."}}`. A malformed or unknown message, or an oversize
+  chunk, is answered and the connection stays open. An unknown session id, a bad `sample_rate`, a
+  clip session or a second connection is answered, then closed with code {CLOSE_POLICY}. Audio sent
+  after the session has ended is answered with an error.
+- **Back-pressure**: while more than {max_queued_s:g} s of speech (FACECAST_MAX_QUEUED_S) wait to be
+  shown, the server stops reading the socket instead of buffering; sends then block in TCP.
+"""
+
+
+def _size(count: int) -> str:
+    """Bytes for people: 1 MiB, 1025 KiB, 300 bytes."""
+    for unit, size in (("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size and count % size == 0:
+            return f"{count // size} {unit}"
+    return f"{count} bytes"
 
 
 @router.websocket("/ws/sessions/{session_id}/audio")
