@@ -15,6 +15,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import portrait, speech, talking
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from facecast.media import fmp4
@@ -231,7 +232,8 @@ def test_oversize_chunked_upload_is_refused(client):
 def test_unknown_and_path_like_ids(client, bad_id):
     for method, path in (("GET", f"/avatars/{bad_id}"), ("DELETE", f"/avatars/{bad_id}"),
                          ("POST", f"/avatars/{bad_id}/prepare"), ("GET", f"/sessions/{bad_id}"),
-                         ("GET", f"/stream/{bad_id}"), ("DELETE", f"/sessions/{bad_id}")):
+                         ("GET", f"/stream/{bad_id}"), ("DELETE", f"/sessions/{bad_id}"),
+                         ("POST", f"/sessions/{bad_id}/say"), ("POST", f"/sessions/{bad_id}/interrupt")):
         response = client.request(method, path)
         assert response.status_code == 404, (method, path, response.text)
         assert response.json()["detail"]
@@ -379,6 +381,26 @@ def test_sessions_without_readers_stop(client):
     assert client.get("/stats").json()["counters"].get("sessions_reaped", 0) >= 1
 
 
+def test_list_sessions(client):
+    live = client.post("/sessions", data={"live": "true"}).json()
+    listed = client.get("/sessions")
+    assert listed.status_code == 200
+    mine = [s for s in listed.json()["sessions"] if s["id"] == live["id"]]
+    assert len(mine) == 1 and mine[0]["live"] and mine[0]["state"] in ("starting", "streaming")
+    assert mine[0]["stream_url"] == f"/stream/{live['id']}"
+    assert mine[0]["audio_ws_url"] == f"/ws/sessions/{live['id']}/audio"
+    assert {"frames", "queued_speech_s", "commands_queued", "readers", "segments_kept"} <= set(mine[0])
+    client.delete(f"/sessions/{live['id']}")
+    assert live["id"] not in [s["id"] for s in client.get("/sessions").json()["sessions"]]
+
+
+def test_say_and_interrupt_on_unknown_sessions(client):
+    for path in ("/sessions/nope/say", "/sessions/nope/interrupt"):
+        message = detail(client.post(path, data={"text": "hello"}), 404)
+        assert "session 'nope' does not exist" in message, message
+    assert_alive(client)
+
+
 def test_delete_session_ends_its_stream(client):
     info = client.post("/sessions", data={"live": "true"}).json()
     assert client.delete(f"/sessions/{info['id']}").json() == {"deleted": info["id"]}
@@ -493,6 +515,26 @@ def test_live_audio_refuses_clips_unknown_ids_and_second_connections(server, cli
         with connect(ws_url(server, live)) as second:
             assert "already has an audio connection" in json.loads(second.recv(timeout=5))["detail"]
     client.delete(f"/sessions/{live['id']}")
+    assert_alive(client)
+
+
+def test_oversize_live_audio_chunks_are_refused_and_the_server_stays_up(server, client):
+    info = client.post("/sessions", data={"live": "true"}).json()
+    with client.stream("GET", info["stream_url"]), connect(ws_url(server, info), max_size=None) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "ready"
+        ws.send(bytes(1024 * 1024 + 2))  # over the 1 MiB chunk limit, within the WebSocket frame limit
+        refused = json.loads(ws.recv(timeout=10))
+        assert refused["type"] == "error" and "over the limit of 1048576 bytes (1 MiB)" in refused["detail"], refused
+        ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "pong", "the connection stays open"
+        ws.send(bytes(2 * 1024 * 1024))  # over the frame limit: the server closes with 1009
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009, closed.value
+        assert client.get(f"/sessions/{info['id']}").json()["queued_speech_s"] == 0, "nothing oversize was queued"
+        with connect(ws_url(server, info)) as again:
+            assert json.loads(again.recv(timeout=5))["type"] == "ready", "the session takes a new connection"
+    client.delete(f"/sessions/{info['id']}")
     assert_alive(client)
 
 

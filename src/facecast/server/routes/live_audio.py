@@ -127,8 +127,9 @@ async def _receive_loop(websocket: WebSocket, session: Session, rate: int, max_b
 async def _audio(websocket: WebSocket, session: Session, data: bytes, rate: int, max_bytes: int) -> bytes:
     """Queue whole 16-bit samples of `data`; returns the odd byte left over."""
     if len(data) > max_bytes:
-        await websocket.send_json({"type": "error", "detail": f"audio chunk of {len(data)} bytes is larger than "
-                                                              f"{max_bytes}; send smaller chunks"})
+        await websocket.send_json({"type": "error", "detail": f"audio chunk of {len(data)} bytes is over the limit "
+                                                              f"of {max_bytes} bytes ({_size(max_bytes)}); it was "
+                                                              "dropped, send smaller chunks"})
         return b""
     whole = len(data) // 2 * 2
     if whole:
