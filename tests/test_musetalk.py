@@ -212,13 +212,43 @@ def test_latents_cached_by_model_identity(model_dir, avatar, monkeypatch):
     assert torch.equal(first._planes[avatar.id].latents, second._planes[avatar.id].latents)
 
 
+class NetworkRows:
+    """Records the batch rows that reach the network on every call: (latents, audio) rows of the
+    whole LipsyncNet call, then the rows of its UNet and its VAE decoder, through forward pre-hooks."""
+
+    def __init__(self, backend):
+        self.net = backend.models.net
+        self.calls: list[tuple[int, int]] = []
+        self.parts: list[tuple[str, int]] = []
+
+    def __enter__(self):
+        net = self.net
+        self.hooks = [
+            net.register_forward_pre_hook(lambda _, args: self.calls.append((len(args[0]), len(args[1])))),
+            net.unet.register_forward_pre_hook(lambda _, args: self.parts.append(("unet", len(args[0])))),
+            net.vae.decoder.register_forward_pre_hook(lambda _, args: self.parts.append(("decoder", len(args[0])))),
+        ]
+        return self
+
+    def __exit__(self, *exc):
+        for hook in self.hooks:
+            hook.remove()
+
+    def assert_fixed(self, batch: int, calls: int) -> None:
+        assert self.calls == [(batch, batch)] * calls, self.calls
+        assert self.parts == [("unet", batch), ("decoder", batch)] * calls, self.parts
+
+
 def test_render_pads_the_last_batch(backend, avatar, clip):
-    features = backend.audio_features(clip, 25)[:6]
-    frames = backend.render(avatar, features, np.zeros(6, np.int64))  # batches of 4 + 2 (padded)
+    backend.prepare(avatar)  # latents first: preparation encodes crops in its own batches
+    features = backend.audio_features(clip, 25)[[0, 1, 2, 3, 0, 1]]  # the padded batch repeats the first
+    with NetworkRows(backend) as rows:
+        frames = backend.render(avatar, features, np.zeros(6, np.int64))  # batches of 4 + 2 (padded)
+    rows.assert_fixed(backend.batch_size, calls=2)  # the network always sees 4 rows
     assert frames.shape == (6,) + avatar.frames.shape[1:] and frames.dtype == np.uint8
-    one_by_one = np.stack([backend.render(avatar, features[i: i + 1], np.zeros(1, np.int64))[0] for i in range(6)])
-    assert np.abs(frames.astype(int) - one_by_one).max() <= 1
-    assert np.any(frames[1] != frames[4])  # different audio, different mouth
+    # The same frames next to real rows and next to padding: batch-mates change nothing.
+    assert np.abs(frames[4:].astype(int) - frames[:2]).max() <= 1
+    assert np.any(frames[1] != frames[2])  # different audio, different mouth
 
 
 def test_render_leaves_pixels_outside_the_lower_face_alone(backend, avatar, clip):
@@ -248,12 +278,16 @@ def test_renders_an_mp4_through_the_engine(backend, avatar, clip, tmp_path):
     from facecast.config import RenderSettings
     from facecast.engine import Speech, render_to_file
 
-    out = render_to_file(avatar, Speech(clip), tmp_path / "musetalk.mp4", RenderSettings(backend="musetalk"),
-                         backend=backend)
+    backend.prepare(avatar)
+    with NetworkRows(backend) as rows:
+        out = render_to_file(avatar, Speech(clip), tmp_path / "musetalk.mp4", RenderSettings(backend="musetalk"),
+                             backend=backend)
+    frames = clip.frame_count(25)  # 30: seven batches of 4 and a last one of 2, padded
+    rows.assert_fixed(backend.batch_size, calls=-(-frames // backend.batch_size))
     with av.open(str(out)) as container:
         video = container.streams.video[0]
         assert (video.width, video.height) == avatar.size
-        assert sum(1 for _ in container.decode(video)) == clip.frame_count(25)
+        assert sum(1 for _ in container.decode(video)) == frames
 
 
 def test_cli_renders_with_the_backend_and_refuses_a_gpu_mode_on_the_cpu(model_dir, tmp_path, capsys, monkeypatch):
