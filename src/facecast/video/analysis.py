@@ -63,7 +63,9 @@ def analyse(info: VideoInfo, *, track_camera: bool = True, ignore_person: bool =
         for i, gray in enumerate(frames(info, gray_size=small)):
             step = tracker.step(gray, _static_mask(segmenter, gray) if segmenter else None) if track_camera \
                 else IDENTITY
-            steps.append(rescale(step.matrix, factor))
+            # as Python floats: a small NumPy buffer kept per frame pins glibc's heap between the
+            # frame-sized temporaries, and resident memory then grows ~30 KB per frame
+            steps.append(rescale(step.matrix, factor).ravel().tolist())
             inliers.append(step.inliers)
             change.append(0.0 if prev is None else float(cv2.absdiff(gray, prev).mean()))
             prev = gray
@@ -77,7 +79,8 @@ def analyse(info: VideoInfo, *, track_camera: bool = True, ignore_person: bool =
     if len(steps) < min_frames:
         raise UnsupportedMedia(f"{info.path}: holds {len(steps)} frame(s); this command needs a video "
                                f"of at least {min_frames} frames")
-    return Analysis(info, np.array(steps), np.array(change, np.float32), np.array(inliers, np.int32))
+    return Analysis(info, np.array(steps, np.float64).reshape(-1, 3, 3), np.array(change, np.float32),
+                    np.array(inliers, np.int32))
 
 
 def _segmenter():
