@@ -7,7 +7,8 @@ Yaw estimates (degrees, > 0: the face turns toward image-left):
   mp PnP    cv2.solvePnP (SQPnP) of mediapipe's 2D points of 14 rigid points (nose ridge, tip,
             nostrils, subnasale, eye corners) against the first frame's own mesh as the 3D model,
             relative to the first frame: the 2D projection only, no per-frame z;
-  dlib PnP  the motion benchmark's measure (headpose.py: dlib's 15 rigid points, generic face).
+  dlib PnP  the motion benchmark's measure (headpose.py: dlib's 15 rigid points, generic face;
+            landmarks from lipmeasure.DlibFaces).
 Image check: how far the nose tip moves sideways against the midpoint of the inner eye corners
 (px along the eye line), by each landmark model and by pyramidal Lucas-Kanade optical flow of
 the image itself (each frame tracked from the first frame, 41 px windows, starting from
@@ -56,26 +57,22 @@ def sideways(points: np.ndarray, nose: int, left: int, right: int) -> np.ndarray
 
 def clip_tracks(clip: Path) -> dict:
     """Per decoded frame of `clip`: the three yaw estimates and the three nose-tip offsets."""
-    import dlib
-
     from facecast.portrait.driver import DriverTracker
     from facecast.portrait.tracking import FaceTracker
 
-    detector, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(lipmeasure._predictor_path())
-    faces, driver = FaceTracker(), DriverTracker()
-    grays, meshes, dlib_pts, yaw_fc, box = [], [], [], [], None
+    faces, driver, dlib_faces = FaceTracker(), DriverTracker(), lipmeasure.DlibFaces()
+    grays, meshes, dlib_pts, yaw_fc = [], [], [], []
     with av.open(str(clip)) as container:
         for frame in container.decode(video=0):
             gray = frame.to_ndarray(format="gray")
             mesh = faces.landmarks(frame.to_ndarray(format="bgr24"))
-            box = lipmeasure._detect(detector, gray) or box
-            if mesh is None or box is None:
+            points = dlib_faces.points(gray)
+            if mesh is None or points is None:
                 continue
             mesh = mesh.astype(np.float64)
             driver.update(mesh, float(frame.time))
             yaw_fc.append(driver._measure(mesh).angles[0])
-            shape = predictor(gray, box)
-            dlib_pts.append([(shape.part(i).x, shape.part(i).y) for i in range(68)])
+            dlib_pts.append(points)
             meshes.append(mesh)
             grays.append(gray)
     faces.close()

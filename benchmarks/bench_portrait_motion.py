@@ -6,8 +6,9 @@ rendered video, and the table gives their Pearson correlations (lag 0, plus the 
 +-2 frames). Yaw is measured twice: in degrees by solvePnP of the rigid dlib points against a
 generic 3D face (headpose.py), and by the older 2D proxy (nose tip between the jaw sides). The
 "ceiling" columns correlate dlib with facecast's own (mediapipe, unfiltered) measure on the
-driver itself: where the two landmark models disagree about the driver, no rendering can score
-higher. Benchmark-only dependencies:
+driver itself. Each driver is also measured mirrored left-right: dlib on the mirror image against
+dlib on the original is the measure's own repeatability on that clip, the most that a perfect
+copy of the motion in other pixels could score. Landmarks: lipmeasure.DlibFaces. Benchmark-only dependencies:
 pip install dlib-bin face-recognition-models "setuptools<82".
 
 usage: python benchmarks/bench_portrait_motion.py [--avatar PORTRAIT ...] [--out DIR]
@@ -32,34 +33,36 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEFAULT_AVATARS = ("woman_frontal_slight_turn_01.jpg", "man_webcam_offcenter_01.jpg")
 
 
-def dlib_tracks(video: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dlib_tracks(video: Path, mirrored: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per frame on the video's regular grid, each (N,): inner-lip opening / eye distance, yaw
     proxy, and yaw in degrees (headpose.head_angles; > 0: the face turns toward image-left).
+    Landmarks: lipmeasure.DlibFaces (box placed from the last frame's points, 18 boxes averaged).
+    mirrored: measure the left-right mirror image of each frame instead (the yaw and the proxy
+    then change sign: they are returned with the sign turned back).
 
     The yaw proxy is (left - right) / (left + right) of the nose tip's distances to the two
     sides of the jaw outline along the eye line: 0 frontal, +-1 in full profile (> 0: the face
     turns toward image-right).
     """
-    import dlib
-
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(lipmeasure._predictor_path())
-    times, rows, box = [], [], None
+    faces, times, rows = lipmeasure.DlibFaces(), [], []
     with av.open(str(video)) as container:
         for frame in container.decode(video=0):
             gray = frame.to_ndarray(format="gray")
-            box = lipmeasure._detect(detector, gray) or box
+            if mirrored:
+                gray = np.ascontiguousarray(gray[:, ::-1])
+            pts = faces.points(gray)
             times.append(float(frame.time))
-            rows.append((np.nan,) * 3 if box is None else _measure(predictor(gray, box), gray.shape))
+            rows.append((np.nan,) * 3 if pts is None else _measure(pts, gray.shape))
     fps = lipmeasure.video_fps(video)
     values = np.array(rows, float)
+    if mirrored:
+        values[:, 1:] *= -1.0
     return tuple(lipmeasure._regular_grid(np.array(times), values[:, c], fps) for c in range(3))
 
 
-def _measure(shape, image_shape: tuple) -> tuple[float, float, float]:
-    """(opening, yaw proxy, PnP yaw degrees) of one dlib shape in an image of `image_shape` (h, w)."""
-    pts = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], float)
-    opening = lipmeasure._shape(shape)[0]
+def _measure(pts: np.ndarray, image_shape: tuple) -> tuple[float, float, float]:
+    """(opening, yaw proxy, PnP yaw degrees) of dlib points (68, 2) px in an image of `image_shape` (h, w)."""
+    opening = lipmeasure.mouth_of(pts)[0]
     across = pts[45] - pts[36]
     across /= max(np.linalg.norm(across), 1e-6)
     left, right = (pts[30] - pts[0]) @ across, (pts[16] - pts[30]) @ across
@@ -102,11 +105,14 @@ def run(avatars: list[str], out_dir: Path) -> list[dict]:
     for clip in sorted((DATA / "talking").glob("*.mp4")):
         drivers[clip.name] = dlib_tracks(clip)
         (d_open, d_proxy, d_yaw), (t_open, t_yaw) = drivers[clip.name], tracker_tracks(clip)
+        m_open, _, m_yaw = dlib_tracks(clip, mirrored=True)
         ceilings[clip.name] = (pearson(d_open, t_open), pearson(d_yaw, t_yaw),
                                -pearson(d_proxy, t_yaw))  # the proxy's sign is the other way round
-        print(f"driver {clip.name}: yaw peak to peak {np.ptp(d_yaw):.1f} deg (dlib PnP), "
+        print(f"driver {clip.name}: yaw peak to peak {np.ptp(d_yaw):.1f} deg, SD {np.std(d_yaw):.2f} (dlib PnP), "
               f"{np.ptp(t_yaw):.1f} deg (facecast); ceilings mouth {ceilings[clip.name][0]:.3f}, "
-              f"yaw PnP {ceilings[clip.name][1]:.3f}, yaw proxy {ceilings[clip.name][2]:.3f}", flush=True)
+              f"yaw PnP {ceilings[clip.name][1]:.3f}, yaw proxy {ceilings[clip.name][2]:.3f}; dlib on the "
+              f"mirrored driver against dlib on the driver: mouth {pearson(d_open, m_open):.3f}, "
+              f"yaw PnP {pearson(d_yaw, m_yaw):.3f}", flush=True)
     print("| avatar | driver | frames | mouth r (best lag) | yaw r, PnP (best lag) | yaw r, proxy | "
           "yaw peak to peak, driver / render (deg) | ceiling mouth | ceiling yaw PnP | ceiling yaw proxy |")
     print("|---|---|---|---|---|---|---|---|---|---|")

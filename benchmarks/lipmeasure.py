@@ -3,6 +3,14 @@
 Benchmark-only: needs `pip install dlib-bin face-recognition-models "setuptools<82"`.
 The inner-lip opening of a frame is the mean distance of landmark pairs (61,67), (62,66), (63,65)
 divided by the eye-corner distance (36 to 45), so it does not depend on the face's size in pixels.
+
+Landmarks come from DlibFaces: dlib's shape predictor starts from its mean shape placed in a face
+box, so its 68 points move with the box. A fresh detection per frame jitters the box by several
+per cent of its size from frame to frame (SD 19 px on a 720 px clip whose head hardly moves), and
+that jitter shows up as landmark motion that is not in the image. DlibFaces places the box from
+the previous frame's rigid points instead (eye corners and nose, which move with the skull) and
+averages the predictor's points over 18 boxes shifted and scaled around it, so the points follow
+the face, not the box.
 """
 
 from __future__ import annotations
@@ -87,19 +95,65 @@ def rms_db_per_frame(audio: Audio, n_frames: int, fps: float) -> np.ndarray:
 
 def _measure_frames(video_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """(times s (T,), [opening, width] (T, 2)) of every decoded frame; NaN where no face."""
-    import dlib
-
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(_predictor_path())
-    times, values, last_box = [], [], None
+    faces = DlibFaces()
+    times, values = [], []
     with av.open(str(video_path)) as container:
         for frame in container.decode(video=0):
-            gray = frame.to_ndarray(format="gray")
-            box = _detect(detector, gray) or last_box
-            last_box = box
+            pts = faces.points(frame.to_ndarray(format="gray"))
             times.append(float(frame.time))
-            values.append((np.nan, np.nan) if box is None else _shape(predictor(gray, box)))
+            values.append((np.nan, np.nan) if pts is None else mouth_of(pts))
     return np.array(times), np.array(values, dtype=float).reshape(-1, 2)
+
+
+class DlibFaces:
+    """dlib's 68 landmarks of the largest face, frame after frame of one video (module docstring).
+
+    The first frame's box is a detection; each later box is placed from the previous frame's
+    rigid points (centre and eye-corner distance, in the same relation to the box as on the
+    frame where it was detected). A detection whose centre is further than RESET_SHARE of the
+    box width from the placed box's (another face, or tracking gone astray) starts over from it.
+    """
+
+    RIGID = np.array([27, 28, 29, 30, 31, 33, 35, 36, 39, 42, 45])  # nose and eye corners
+    JITTER = [(dx, dy, s) for dx in (-0.04, 0.0, 0.04) for dy in (-0.04, 0.0, 0.04) for s in (0.95, 1.05)]
+    RESET_SHARE = 0.25
+
+    def __init__(self):
+        import dlib
+
+        self._dlib = dlib
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(_predictor_path())
+        self._box: tuple[float, float, float] | None = None  # centre x, y and width, px
+        self._relation: tuple[np.ndarray, float] | None = None  # box centre - rigid centre; width / eye distance
+
+    def points(self, gray: np.ndarray) -> np.ndarray | None:
+        """(68, 2) float64 px of the face in `gray` (H, W) uint8, or None when none is found."""
+        found = _detect(self._detector, gray)
+        if found is not None:
+            cx, cy, w = (found.left() + found.right()) / 2, (found.top() + found.bottom()) / 2, found.width()
+            if self._box is None or np.hypot(cx - self._box[0], cy - self._box[1]) > self.RESET_SHARE * w:
+                self._box, self._relation = (cx, cy, float(w)), None
+        if self._box is None:
+            return None
+        pts = self._averaged(gray, *self._box)
+        centre, eyes = pts[self.RIGID].mean(0), float(np.linalg.norm(pts[45] - pts[36]))
+        if self._relation is None:
+            self._relation = (np.array(self._box[:2]) - centre, self._box[2] / max(eyes, 1e-6))
+        offset, ratio = self._relation
+        self._box = (float(centre[0] + offset[0]), float(centre[1] + offset[1]), ratio * eyes)
+        return pts
+
+    def _averaged(self, gray: np.ndarray, cx: float, cy: float, w: float) -> np.ndarray:
+        """(68, 2) mean of the predictor's points over the JITTER boxes around (cx, cy, w)."""
+        acc = np.zeros((68, 2))
+        for dx, dy, s in self.JITTER:
+            x, y, half = cx + dx * w, cy + dy * w, s * w / 2
+            box = self._dlib.rectangle(int(round(x - half)), int(round(y - half)),
+                                       int(round(x + half)), int(round(y + half)))
+            shape = self._predictor(gray, box)
+            acc += [(shape.part(i).x, shape.part(i).y) for i in range(68)]
+        return acc / len(self.JITTER)
 
 
 def _predictor_path() -> str:
@@ -136,9 +190,8 @@ def _detect(detector, gray: np.ndarray):
     )
 
 
-def _shape(shape) -> tuple[float, float]:
-    """(inner-lip opening, mouth width), each normalised by the eye-corner distance."""
-    pts = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], float)
+def mouth_of(pts: np.ndarray) -> tuple[float, float]:
+    """(inner-lip opening, mouth width) of dlib points (68, 2) px, each / the eye-corner distance."""
     gaps = [np.linalg.norm(pts[i] - pts[j]) for i, j in _INNER_LIP_PAIRS]
     eye = max(np.linalg.norm(pts[_EYE_CORNERS[0]] - pts[_EYE_CORNERS[1]]), 1e-6)
     width = np.linalg.norm(pts[_MOUTH_CORNERS[0]] - pts[_MOUTH_CORNERS[1]])
@@ -160,4 +213,4 @@ def _cache_path(video_path: str | Path, cache_dir: str | Path | None) -> Path | 
     if cache_dir is None:
         return None
     digest = hashlib.sha1(Path(video_path).read_bytes()).hexdigest()[:16]
-    return Path(cache_dir) / f"mouth_{Path(video_path).stem}_{digest}.npy"
+    return Path(cache_dir) / f"mouth2_{Path(video_path).stem}_{digest}.npy"  # 2: DlibFaces
