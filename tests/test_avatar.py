@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from conftest import portrait, speech, talking
 from facecast.avatar.cache import AvatarCache
+from facecast.avatar.model import Avatar
 from facecast.avatar.prepare import prepare
 from facecast.config import PrepareSettings
 from facecast.errors import CorruptMedia, NoFaceFound, UnsupportedMedia
@@ -151,3 +153,29 @@ def test_bad_files(tmp_path, cache, content, error):
 def test_audio_file_is_not_an_avatar(cache, data_dir):
     with pytest.raises(UnsupportedMedia, match="en_radio_address_01_8s.wav"):
         prepare(data_dir / "speech" / "en_radio_address_01_8s.wav", cache=cache)
+
+
+def _bare_video_avatar(frames: int, fps: float) -> Avatar:
+    """An Avatar of `frames` tiny black frames at `fps`, for the source-frame mapping alone."""
+    zeros = np.zeros
+    return Avatar(id="t", name="t.mp4", frames=zeros((frames, 2, 2, 3), np.uint8),
+                  landmarks=zeros((frames, 478, 3), np.float32), boxes=zeros((frames, 4), np.float32),
+                  lower_face=zeros((frames, 4, 2), np.float32), mouth=zeros((frames, 20, 2), np.float32),
+                  fps=fps, cache_dir=Path("."))
+
+
+def test_video_avatar_plays_at_its_own_speed():
+    # A 30 fps source rendered at 25 fps: output second k shows source second k, looping
+    # forward then backward over the source's own 4 s (120 frames).
+    avatar = _bare_video_avatar(120, 30.0)
+    out = np.arange(0, 8 * 25 + 1)
+    src = avatar.source_index(out, 25.0)
+    assert src[25] == 30 and src[50] == 60 and src[75] == 90
+    steps = np.abs(np.diff(src))
+    assert set(steps) <= {0, 1, 2} and np.count_nonzero(steps == 0) <= 2  # skips one in six; holds only at a turn
+    turn = int(np.argmax(src))
+    assert src[turn] >= 118 and abs(turn - 119 * 25 / 30) <= 1  # the turn comes after 4 s (frame 119 may be skipped)
+    assert src[-1] == 240 % 238  # 8 s = 240 source frames: the period is 238, so frame 2 again
+    # Same rate: one source frame per output frame, as without a rate.
+    same = _bare_video_avatar(120, 25.0)
+    assert np.array_equal(same.source_index(out, 25.0), same.source_index(out))

@@ -66,7 +66,8 @@ def frame_batches(backend: LipsyncBackend, avatar: Avatar, features: np.ndarray,
     for lo in range(0, len(features), batch):
         numbers = np.arange(start + lo, start + min(lo + batch, len(features)))
         motion = idle_motion(numbers, settings.fps, settings.seed) if idle else None
-        yield backend.render(avatar, features[lo: lo + len(numbers)], avatar.source_index(numbers), motion)
+        yield backend.render(avatar, features[lo: lo + len(numbers)], avatar.source_index(numbers, settings.fps),
+                             motion)
 
 
 def render_to_file(avatar: Avatar, speech: Speech, out_path: str | Path,

@@ -45,15 +45,20 @@ class Avatar:
     def frame_count(self) -> int:
         return int(self.frames.shape[0])
 
-    def source_index(self, output_frame: np.ndarray | int) -> np.ndarray:
+    def source_index(self, output_frame: np.ndarray | int, output_fps: float | None = None) -> np.ndarray:
         """Map output frame numbers to source frames, looping forward then backward.
 
         output_frame: int or (B,) int array -> same shape of int64 indices in [0, F).
+        output_fps: the output's frame rate; a video avatar then plays at its own speed (a 30 fps
+            source rendered at 25 fps skips one source frame in six; its average rate is used,
+            so a variable-rate file keeps its length). None: one source frame per output frame.
         """
         f = np.asarray(output_frame, dtype=np.int64)
         n = self.frame_count
         if n == 1:
             return np.zeros_like(f)
+        if output_fps and self.fps > 0:
+            f = np.floor(f * (self.fps / output_fps) + 1e-6).astype(np.int64)
         period = 2 * n - 2
         phase = f % period
         return np.where(phase < n, phase, period - phase)

@@ -365,7 +365,8 @@ class Session:
         motion = None
         if self.settings.idle and not self.avatar.is_video:
             motion = idle_motion(numbers, self.settings.fps, self.settings.seed)
-        return self.backend.render(self.avatar, features, self.avatar.source_index(numbers), motion)
+        sources = self.avatar.source_index(numbers, self.settings.fps)
+        return self.backend.render(self.avatar, features, sources, motion)
 
     def _fire_init(self) -> None:
         with self._epoch_lock:

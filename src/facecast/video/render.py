@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -110,7 +111,7 @@ class VideoRender:
             info = probe(rendered)
             count = _frame_count(rendered, info)
             stages = self._stages(avatar, info.size, info.fps)
-            plan = plan_segments(count, _landmark_motion(avatar, count), count=self.options.segments,
+            plan = plan_segments(count, _landmark_motion(avatar, count, info.fps), count=self.options.segments,
                                  max_frames=max(2 * self.options.overlap + 2,
                                                 int(self.options.max_segment_seconds * info.fps)),
                                  overlap=self.options.overlap)
@@ -122,12 +123,13 @@ class VideoRender:
 
     def _stages(self, avatar, size, fps) -> list:
         o, stages = self.options, []
+        src = partial(avatar.source_index, output_fps=fps)  # output frame -> the source frame it shows
         if o.temporal:
-            stages.append(Temporal(lambda n: mouth_box(avatar, int(avatar.source_index(n)), MOUTH_GROW)))
+            stages.append(Temporal(lambda n: mouth_box(avatar, int(src(n)), MOUTH_GROW)))
         if o.plate is not None:
             stages.append(Composite(Background(o.plate, size)))
         if o.stabilize:
-            stages.append(_reshake_stage(avatar, self._camera(avatar), size,
+            stages.append(_reshake_stage(avatar, src, self._camera(avatar), size,
                                          self._stable.originals() if self._stable and o.plate is None else None))
         if o.footlock:
             stages.append(Footlock(fps))
@@ -142,8 +144,7 @@ class VideoRender:
         return self._stable.camera()
 
 
-def _reshake_stage(avatar, camera: CameraPath, size, originals: np.ndarray | None) -> Reshake:
-    src = avatar.source_index
+def _reshake_stage(avatar, src, camera: CameraPath, size, originals: np.ndarray | None) -> Reshake:
     if originals is None:
         return Reshake(lambda n: camera.warp(int(src(n)), size))
     return Reshake(lambda n: camera.warp(int(src(n)), size), lambda n: np.asarray(originals[int(src(n))]),
@@ -165,9 +166,9 @@ def face_polygon(avatar, index: int, grow: float) -> np.ndarray:
     return np.array([[x0 - gx, y0 - gy], [x1 + gx, y0 - gy], [x1 + gx, y1 + gy], [x0 - gx, y1 + gy]], np.float64)
 
 
-def _landmark_motion(avatar, count: int) -> np.ndarray:
-    """(count,) mean landmark movement (px) into each output frame: where to cut segments."""
-    src = avatar.source_index(np.arange(count))
+def _landmark_motion(avatar, count: int, fps: float) -> np.ndarray:
+    """(count,) mean landmark movement (px) into each output frame (at `fps`): where to cut segments."""
+    src = avatar.source_index(np.arange(count), fps)
     pts = avatar.landmarks[src, :, :2]
     motion = np.zeros(count, np.float32)
     motion[1:] = np.linalg.norm(np.diff(pts, axis=0), axis=2).mean(axis=1)
