@@ -34,10 +34,11 @@ def server(tmp_path_factory):
     env = {"FACECAST_API_TOKEN": TOKEN, "FACECAST_MAX_UPLOAD_MB": str(UPLOAD_LIMIT_MB),
            "FACECAST_SESSION_GRACE_S": str(GRACE_S), "FACECAST_SERVER_DIR": str(data),
            "FACECAST_MAX_QUEUED_S": str(MAX_QUEUED_S)}
-    with ServerProcess(env=env, log=data / "serve.log") as proc:
+    with ServerProcess(env=env, args=["--log-level", "info"], log=data / "serve.log") as proc:
         yield proc
         assert proc.alive(), "the server died during the tests"
         assert "Traceback" not in proc.output(), proc.output()
+        assert TOKEN not in proc.output(), "the token reached the log"
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +162,45 @@ def test_posts_and_websockets_need_the_token(server, client):
 def test_page_passes_its_token_on(server):
     page = httpx.get(server.url + "/", params={"token": TOKEN}).text
     assert f'/static/app.js?token={TOKEN}' in page and "<video" in page
+
+
+def test_docs_with_token_work_through_the_cookie(server):
+    """A browser opening /docs?token= gets a cookie; Swagger UI's own fetch of /openapi.json carries only it."""
+    with httpx.Client(base_url=server.url, timeout=30.0) as browser:
+        docs = browser.get("/docs", params={"token": TOKEN})
+        assert docs.status_code == 200 and "/openapi.json" in docs.text
+        assert "HttpOnly" in docs.headers["set-cookie"] and "SameSite=Strict" in docs.headers["set-cookie"]
+        assert browser.get("/openapi.json").status_code == 200
+        assert browser.get("/static/app.js").status_code == 200
+        assert browser.get("/openapi.json", headers={"Origin": "http://evil.example"}).status_code == 401
+        browser.cookies.clear()
+        browser.cookies.set("facecast_auth", "0" * 64)
+        assert "API token" in detail(browser.get("/openapi.json"), 401)
+
+
+def test_websocket_takes_the_cookie(server, client):
+    with httpx.Client(base_url=server.url, timeout=30.0) as browser:
+        cookie = browser.get("/", params={"token": TOKEN}).headers["set-cookie"].split(";")[0]
+    live = client.post("/sessions", data={"live": "true"}).json()
+    url = server.url.replace("http", "ws") + live["audio_ws_url"] + "?sample_rate=16000"
+    with connect(url, additional_headers={"Cookie": cookie, "Origin": server.url}) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "ready"
+    with pytest.raises(Exception):
+        with connect(url, additional_headers={"Cookie": cookie, "Origin": "http://evil.example"}) as ws:
+            ws.recv(timeout=5)
+    client.delete(f"/sessions/{live['id']}")
+
+
+def test_access_log_masks_the_token(server):
+    httpx.get(server.url + "/x", params={"token": "secret"})
+    httpx.get(server.url + "/x", params={"a": "1", "token": TOKEN})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and server.output().count("/x?") < 2:
+        time.sleep(0.1)
+    lines = [line for line in server.output().splitlines() if "/x?" in line]
+    assert any('"GET /x?token=*** HTTP/1.1" 401' in line for line in lines), lines
+    assert any('"GET /x?a=1&token=*** HTTP/1.1" 404' in line for line in lines), lines
+    assert not any("secret" in line or TOKEN in line for line in lines), lines
 
 
 # -- avatars ------------------------------------------------------------------------------------

@@ -25,7 +25,8 @@ DESCRIPTION = """Real-time talking avatars. Upload a portrait (or use the defaul
 speak through it: `POST /generate` returns a whole MP4; `POST /sessions` + `GET /stream/{id}` stream a
 fragmented MP4 (H.264 + AAC) while it is generated; live sessions take 16-bit PCM over
 `/ws/sessions/{id}/audio`. When FACECAST_API_TOKEN is set, every request needs
-`Authorization: Bearer <token>` (or `?token=`)."""
+`Authorization: Bearer <token>` (or `?token=`; a page opened with `?token=`, this one included, gets an
+HttpOnly cookie that authenticates its own same-origin requests)."""
 
 
 def create_app(settings: ServerSettings | None = None) -> FastAPI:

@@ -9,7 +9,8 @@ from pathlib import Path
 LOOPBACK = "127.0.0.1"
 SERVE_EPILOG = """\
 environment (command-line options win):
-  FACECAST_API_TOKEN        require this token (Bearer header or ?token=) on every request
+  FACECAST_API_TOKEN        require this token (Bearer header, ?token=, or the cookie ?token= sets) on every
+                            request; ?token= values are masked (***) in the log
   FACECAST_MAX_UPLOAD_MB    largest upload (default 50)
   FACECAST_SERVER_DIR       uploaded sources and the avatar index
   FACECAST_CACHE_DIR        prepared avatars (default ~/.cache/facecast)
@@ -46,6 +47,7 @@ def run_serve(args) -> int:
     import uvicorn
 
     from facecast.server.app import create_app
+    from facecast.server.redact import install_log_redaction
     from facecast.server.routes.live_audio import WS_FRAME_SLACK
     from facecast.server.runtime import limit_malloc_arenas
     from facecast.server.settings import MB, ServerSettings
@@ -59,6 +61,7 @@ def run_serve(args) -> int:
     if settings.host not in (LOOPBACK, "localhost", "::1") and not os.environ.get("FACECAST_API_TOKEN"):
         print(f"facecast: warning: listening on {settings.host} without FACECAST_API_TOKEN: anyone who can reach "
               "this address can use the server")
+    install_log_redaction()  # before uvicorn.run: its dictConfig replaces handlers but keeps logger filters
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level,
                 ws_max_size=settings.max_chunk_bytes + WS_FRAME_SLACK, timeout_graceful_shutdown=5)
     return 0

@@ -5,27 +5,70 @@ Both work on raw ASGI messages, so they cover every route, WebSocket, the docs a
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import secrets
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 BEARER = "bearer "
 BODY_METHODS = ("POST", "PUT", "PATCH")
+COOKIE = "facecast_auth"  # cookie set by a request that authenticated with ?token=
+COOKIE_CONTEXT = b"facecast API token cookie v1"  # HMAC message: the cookie is HMAC-SHA256(token, this)
 
 
 class TokenGuard:
-    """Require `token` as 'Authorization: Bearer <token>' or '?token=<token>' on every request.
+    """Require `token` on every request: 'Authorization: Bearer <token>', '?token=<token>', or the cookie
+    that a request with a valid '?token=' was answered with.
 
-    A refused HTTP request gets 401 JSON; a refused WebSocket handshake is closed (HTTP 403).
+    The cookie (COOKIE, HttpOnly, SameSite=Strict, Path=/; Secure over https) holds an HMAC of the token,
+    not the token, and lets a page opened with ?token= (/docs, /, /live) make its own follow-up requests
+    (Swagger UI fetching /openapi.json). It counts only on same-origin requests: no Origin header, or one
+    naming this Host. A refused HTTP request gets 401 JSON; a refused WebSocket handshake is closed (HTTP 403).
     """
 
     def __init__(self, app, token: str | None):
         self.app, self.token = app, token
+        self.cookie = cookie_digest(token) if token is not None else None
 
     async def __call__(self, scope, receive, send):
-        if self.token is None or scope["type"] not in ("http", "websocket") or self._allowed(scope):
+        if self.token is None or scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
-            return
+        elif self._matches(header_token(scope)):
+            await self.app(scope, receive, send)
+        elif self._matches(query_token(scope)):
+            await self.app(scope, receive, self._setting_cookie(scope, send))
+        elif self._cookie_allowed(scope):
+            await self.app(scope, receive, send)
+        else:
+            await self._refuse(scope, send)
+
+    def _matches(self, given: str | None) -> bool:
+        """Whether `given` is the token (constant-time)."""
+        return given is not None and secrets.compare_digest(given.encode(), self.token.encode())
+
+    def _cookie_allowed(self, scope) -> bool:
+        """Whether a same-origin request carries the token's cookie (constant-time)."""
+        given = cookie_value(scope, COOKIE)
+        return (given is not None and same_origin(scope)
+                and secrets.compare_digest(given.encode(), self.cookie.encode()))
+
+    def _setting_cookie(self, scope, send):
+        """`send`, adding the token cookie to an HTTP response's headers."""
+        if scope["type"] != "http":
+            return send
+        attributes = "; Path=/; HttpOnly; SameSite=Strict" + ("; Secure" if scope.get("scheme") == "https" else "")
+        header = (b"set-cookie", f"{COOKIE}={self.cookie}{attributes}".encode())
+
+        async def with_cookie(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), header]}
+            await send(message)
+
+        return with_cookie
+
+    async def _refuse(self, scope, send) -> None:
+        """Close a WebSocket handshake (1008) or answer 401 JSON."""
         if scope["type"] == "websocket":
             await send({"type": "websocket.close", "code": 1008, "reason": "missing or wrong API token"})
             return
@@ -33,21 +76,60 @@ class TokenGuard:
                   "or the query parameter '?token=<token>' (FACECAST_API_TOKEN)")
         await send_json(send, 401, {"detail": detail}, [(b"www-authenticate", b"Bearer")])
 
-    def _allowed(self, scope) -> bool:
-        given = request_token(scope)
-        return given is not None and secrets.compare_digest(given.encode(), self.token.encode())
+
+def cookie_digest(token: str) -> str:
+    """The cookie value for `token`: hex HMAC-SHA256 keyed by the token (a new token voids old cookies)."""
+    return hmac.new(token.encode(), COOKIE_CONTEXT, hashlib.sha256).hexdigest()
 
 
 def request_token(scope) -> str | None:
     """The token a request carries: Authorization: Bearer header first, then ?token=."""
+    given = header_token(scope)
+    return given if given is not None else query_token(scope)
+
+
+def header_token(scope) -> str | None:
+    """The token of an 'Authorization: Bearer <token>' header, if any."""
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
             text = value.decode("latin-1")
             if text.lower().startswith(BEARER):
                 return text[len(BEARER):].strip()
-    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-    values = query.get("token")
+    return None
+
+
+def query_token(scope) -> str | None:
+    """The first ?token= of the query string, if any."""
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
     return values[0] if values else None
+
+
+def cookie_value(scope, name: str) -> str | None:
+    """The value of cookie `name` in the request's Cookie headers, if any."""
+    for header, value in scope.get("headers", ()):
+        if header != b"cookie":
+            continue
+        for pair in value.decode("latin-1").split(";"):
+            key, sep, text = pair.strip().partition("=")
+            if sep and key == name:
+                return text
+    return None
+
+
+def same_origin(scope) -> bool:
+    """Whether the request has no Origin header or one whose host:port is the request's Host."""
+    origin = host = None
+    for name, value in scope.get("headers", ()):
+        if name == b"origin":
+            origin = value.decode("latin-1")
+        elif name == b"host":
+            host = value.decode("latin-1")
+    if origin is None:
+        return True
+    try:
+        return host is not None and urlsplit(origin).netloc.lower() == host.lower()
+    except ValueError:  # a malformed Origin
+        return False
 
 
 class BodyLimit:
