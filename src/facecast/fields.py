@@ -111,15 +111,17 @@ def head_weight(rig: FaceRig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def sway_field(rig: FaceRig, roll_deg: float, shift: tuple[float, float],
-               a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Head roll about the neck plus a small shift, faded out at the head's rim: (da, db)."""
+               a: np.ndarray, b: np.ndarray, weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Head roll about the neck plus a small shift, faded out at the head's rim: (da, db).
+
+    weight: head_weight(rig, a, b) when the caller keeps it (it depends on the rig alone)."""
     pivot_a, pivot_b = rig.mouth_center_a, rig.chin_b + 0.6
     theta = np.deg2rad(roll_deg)
     c, s = np.cos(theta), np.sin(theta)
     qa, qb = a - pivot_a - shift[0], b - pivot_b - shift[1]
     src_a = c * qa + s * qb + pivot_a
     src_b = -s * qa + c * qb + pivot_b
-    w = head_weight(rig, a, b)
+    w = head_weight(rig, a, b) if weight is None else weight
     return (a - src_a) * w, (b - src_b) * w
 
 

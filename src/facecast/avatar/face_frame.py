@@ -44,7 +44,10 @@ class FaceFrame:
         ab = np.asarray(ab, np.float64)
         return self.origin + self.scale * (ab[..., :1] * self.x_axis + ab[..., 1:2] * self.y_axis)
 
-    def vector_to_image(self, dab: np.ndarray) -> np.ndarray:
-        """(..., 2) displacements in face units -> pixels."""
-        dab = np.asarray(dab, np.float64)
-        return self.scale * (dab[..., :1] * self.x_axis + dab[..., 1:2] * self.y_axis)
+    def displacement_px(self, da: np.ndarray, db: np.ndarray) -> np.ndarray:
+        """Displacement fields da, db (h, w) in face units -> (h, w, 2) float32 pixels (x, y)."""
+        (xa, xb), (ya, yb) = self.scale * self.x_axis, self.scale * self.y_axis
+        out = np.empty(da.shape + (2,), np.float32)
+        out[..., 0] = da * xa + db * ya
+        out[..., 1] = da * xb + db * yb
+        return out

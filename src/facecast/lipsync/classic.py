@@ -11,8 +11,8 @@ import numpy as np
 
 from facecast.avatar.model import Avatar
 from facecast.compose import feathered_mask
-from facecast.fields import (MouthShape, blink_field, inner_lip_contours, mouth_field, sway_field,
-                             sway_forward)
+from facecast.fields import (MouthShape, blink_field, head_weight, inner_lip_contours, mouth_field,
+                             sway_field, sway_forward)
 from facecast.lipsync.base import FeatureStream, LipsyncBackend, register_backend
 from facecast.lipsync.inner_mouth import MouthColors, paint_mouth
 from facecast.lipsync.rig import FaceRig
@@ -33,6 +33,7 @@ class FrameState:
     mouth_region: tuple[slice, slice]
     eye_regions: list[tuple[slice, slice]]
     colors: MouthColors
+    head: np.ndarray | None = None  # (h, w) float64 head_weight on the coarse grid (idle only)
 
 
 class ClassicBackend(LipsyncBackend):
@@ -95,12 +96,12 @@ class ClassicBackend(LipsyncBackend):
                 for eye, (er, ec) in zip(rig.eyes, state.eye_regions):
                     db[er, ec] += blink_field(eye, float(motion[0]), grid.a[er, ec], grid.b[er, ec])
             roll, shift = float(motion[1]), (float(motion[2]), float(motion[3]))
-            sa, sb = sway_field(rig, roll, shift, grid.a, grid.b)
+            sa, sb = sway_field(rig, roll, shift, grid.a, grid.b, state.head)
             da += sa
             db += sb
         source = avatar.frames[src]
         frame = source.copy()
-        grid.apply(source, rig.frame.vector_to_image(np.stack([da, db], axis=-1)).astype(np.float32), frame)
+        grid.apply(source, rig.frame.displacement_px(da, db), frame)
         upper, lower = inner_lip_contours(rig, shape)
 
         def to_image(ab: np.ndarray) -> np.ndarray:
@@ -143,8 +144,9 @@ def build_state(avatar: Avatar, src: int, idle: bool) -> FrameState:
                             [a0, eye.lower.b.max() + 0.08], [a1, eye.lower.b.max() + 0.08]])
         px = rig.frame.to_image(corners)
         eye_regions.append(grid.region(np.concatenate([px.min(0), px.max(0)])))
+    head = head_weight(rig, grid.a, grid.b) if idle else None
     return FrameState(rig, grid, mask, grid.region(lower_box), eye_regions,
-                      MouthColors.sample(avatar.frames[src], landmarks))
+                      MouthColors.sample(avatar.frames[src], landmarks), head)
 
 
 register_backend("classic", ClassicBackend)
