@@ -233,7 +233,8 @@ def test_a_flooding_client_gets_fresh_frames_and_a_warning(server, clip):
         assert 1 <= len(frames) < 200  # stale frames were dropped, not queued
         assert any(isinstance(m, dict) and m.get("code") == "flood" for m in got)
         session = next(s for s in live_stats(server)["sessions"] if s["received"] >= 300)
-        assert session["dropped_in"] > 100 and session["in_queue"] <= 2
+        assert session["dropped_in"] > 100
+        assert session["in_queue"] == 0  # the worker took the last frame: nothing waits any more
         assert live.frame(clip[5]).shape == (512, 512, 3)  # still answering
 
 

@@ -145,3 +145,33 @@ def test_async_queue_stays_bounded_when_nobody_reads():
 
     size, dropped = asyncio.run(scenario())
     assert size <= 10 and dropped == 2000 - size
+
+
+def test_live_session_reports_the_input_queue_emptied_by_the_worker():
+    """/stats' `in_queue` is the depth now: 2 while frames wait, 0 once the worker took the newest."""
+    from conftest import portrait
+    from facecast.portrait.session import LiveFrame, LiveSession, encode_jpeg
+    from facecast.portrait.source import load_avatar, still_of
+
+    avatar = load_avatar(portrait("woman_frontal_slight_turn_01.jpg"))
+    frame = encode_jpeg(still_of(avatar, 480).frame)  # the portrait itself drives it
+    gate, done, items = threading.Event(), threading.Event(), []
+
+    def emit(item) -> None:
+        items.append(item)
+        if isinstance(item, LiveFrame):
+            done.set()
+
+    session = LiveSession(lambda: gate.wait(30) and avatar, emit, max_side=256)
+    session.start()
+    try:
+        for _ in range(3):
+            session.submit(frame)
+        assert session.stats.snapshot()["in_queue"] == 2  # the worker is still loading the avatar
+        gate.set()
+        assert done.wait(60), f"no frame came back: {items}"
+        assert session.stats.snapshot()["in_queue"] == 0
+        assert "queues in/out 0/" in session.stats.profile_line()
+    finally:
+        session.close()
+        session.join(10)

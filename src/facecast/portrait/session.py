@@ -95,8 +95,8 @@ class LiveSession:
             raise InvalidArgument(f"mode={mode!r}: expected one of {', '.join(MODES)}")
         self.load_avatar, self.emit, self.mode = load_avatar, emit, mode
         self.max_side, self.quality = max_side, quality
-        self.stats = SessionStats(label)
         self.inbox: LatestQueue = LatestQueue(INPUT_QUEUE)
+        self.stats = SessionStats(label, input_queue=self.inbox)
         self.paused = False
         self._pending: list[str] = []  # control actions for the worker: "reset", "mode"
         self._lock = threading.Lock()
@@ -118,7 +118,6 @@ class LiveSession:
         if self.paused:
             return
         dropped = self.inbox.put((data, time.perf_counter() if received_s is None else received_s))
-        self.stats.in_depth = len(self.inbox)
         self._note_drops(dropped)
 
     def control(self, text: str) -> None:

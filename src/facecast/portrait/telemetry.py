@@ -12,6 +12,7 @@ import itertools
 import logging
 import threading
 import time
+from typing import Sized
 
 import numpy as np
 
@@ -100,12 +101,17 @@ class RateMeter:
 
 
 class SessionStats:
-    """Telemetry of one live session. Counters are plain ints updated from one thread each."""
+    """Telemetry of one live session. Counters are plain ints updated from one thread each.
+
+    input_queue: the session's input queue; its depth is read at each report (None: 0), so it
+    is never a stale copy from the last put or get.
+    """
 
     _ids = itertools.count(1)
 
-    def __init__(self, avatar: str = ""):
+    def __init__(self, avatar: str = "", input_queue: Sized | None = None):
         self.id = next(self._ids)
+        self.input_queue = input_queue
         self.avatar = avatar
         self.started = time.time()
         self.loop = LatencyWindow()
@@ -113,7 +119,12 @@ class SessionStats:
         self.delivered = RateMeter()
         self.received = self.sent = self.no_face = self.bad_frames = self.bad_messages = 0
         self.dropped_in = self.dropped_out = 0
-        self.in_depth = self.out_depth = 0
+        self.out_depth = 0
+
+    @property
+    def in_depth(self) -> int:
+        """Frames waiting in the input queue now."""
+        return 0 if self.input_queue is None else len(self.input_queue)
 
     def record_stages(self, times_ms: dict) -> None:
         """Stage durations of one processed frame (keys of STAGES)."""
