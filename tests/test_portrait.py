@@ -11,10 +11,11 @@ from conftest import portrait, talking
 from facecast.avatar import topology as topo
 from facecast.errors import InvalidArgument
 from facecast.portrait.animator import PortraitAnimator
-from facecast.portrait.driver import DriverMotion, DriverTracker, closed_estimate, eye_openness, lip_gap
+from facecast.portrait.driver import (EYE_PAIRS, DriverMotion, DriverTracker, closed_estimate, eye_openness,
+                                     lip_gap)
 from facecast.portrait.filters import OneEuroFilter
 from facecast.portrait.mesh_warp import MeshWarp
-from facecast.portrait.pose import euler_deg, fit_similarity, rotation_from_euler
+from facecast.portrait.pose import BROW_LOWER, euler_deg, fit_similarity, rotation_from_euler, skull_indices
 from facecast.portrait.renderer import PortraitRenderer
 from facecast.portrait.source import load_avatar, still_of
 from facecast.avatar.face_frame import FaceFrame
@@ -256,3 +257,114 @@ def test_no_face_holds_the_last_pose_and_reset_takes_a_new_neutral(woman):
         assert np.abs(fresh.image.astype(np.int16) - woman.frame).mean() < 2.0
         assert np.abs(last.image.astype(np.int16) - woman.frame).mean() > np.abs(
             fresh.image.astype(np.int16) - woman.frame).mean()
+
+
+# -- motion transfer from a real driver mesh, modified synthetically ------------------------------
+
+HOLD_FRAMES = 20  # frames (30 fps) a modified driver mesh is held, so the filters settle
+BROWS = np.unique(np.concatenate([topo.BROW_L, topo.BROW_R, BROW_LOWER]))
+LIPS = np.unique(np.concatenate([topo.LIPS_OUTER, topo.LIPS_INNER_UPPER, topo.LIPS_INNER_LOWER]))
+
+
+@pytest.fixture(scope="module")
+def driver_mesh() -> np.ndarray:
+    """A real driver's neutral face: the (478, 3) float64 px mediapipe mesh of a portrait (mouth closed)."""
+    return still_of(load_avatar(portrait("man_glasses_01.jpg"))).mesh.astype(np.float64)
+
+
+def transfer(renderer: PortraitRenderer, neutral: np.ndarray, changed: np.ndarray):
+    """Drive a fresh DriverTracker with `neutral`, then hold `changed` (both (478, 3) px) for
+    HOLD_FRAMES frames at 30 fps: (the last DriverMotion, the avatar's moved (468, 3) px mesh)."""
+    tracker = DriverTracker()
+    tracker.update(neutral, 0.0)
+    for i in range(1, HOLD_FRAMES + 1):
+        motion = tracker.update(changed, i / 30)
+    return motion, renderer.moved_mesh(motion)[0]
+
+
+def rise(mesh: np.ndarray, rest: np.ndarray, points: np.ndarray) -> float:
+    """Mean upward move (px, along the face's up axis of `rest`) of `points` from `rest` to `mesh`."""
+    up = -FaceFrame.from_landmarks(rest).y_axis
+    return float(((mesh[points, :2] - rest[points, :2]) @ up).mean())
+
+
+def mouth_width(mesh: np.ndarray) -> float:
+    """Distance between the outer mouth corners of a (468+, 2+) px mesh, in its face units."""
+    a, b = topo.MOUTH_CORNERS
+    return float(np.linalg.norm(mesh[a, :2] - mesh[b, :2]) / FaceFrame.from_landmarks(mesh).scale)
+
+
+def skull_centre(mesh: np.ndarray, skull: np.ndarray) -> np.ndarray:
+    """(2,) px: the mean image position of the `skull` points of a (468+, 2+) px mesh."""
+    return mesh[skull, :2].mean(0)
+
+
+def test_the_neutral_driver_mesh_leaves_the_avatar_at_rest(woman, renderer, driver_mesh):
+    """The baseline of the tests below: an unchanged (closed-mouthed) driver moves nothing."""
+    motion, moved = transfer(renderer, driver_mesh, driver_mesh)
+    assert np.abs(moved - woman.mesh[:468]).max() < 0.5  # px
+    assert np.abs(renderer.render(motion).astype(int) - woman.frame).max() <= 2
+
+
+def test_raised_driver_brows_raise_the_avatars_in_proportion(woman, renderer, driver_mesh):
+    """Brows raised N px on the driver rise N driver face units on the avatar, rendered too."""
+    driver_unit, avatar_unit = FaceFrame.from_landmarks(driver_mesh).scale, FaceFrame.from_landmarks(woman.mesh).scale
+    rest_face = face_of(woman.frame)
+    still = np.setdiff1d(np.arange(468), np.concatenate([BROWS, np.flatnonzero(renderer.retarget.weights)]))
+    mesh_rises, render_rises = [], []
+    for n_px in (4.0, 8.0):
+        raised = driver_mesh.copy()
+        raised[BROWS, :2] -= n_px * FaceFrame.from_landmarks(driver_mesh).y_axis
+        motion, moved = transfer(renderer, driver_mesh, raised)
+        mesh_rises.append(rise(moved, woman.mesh, BROWS))
+        assert mesh_rises[-1] / avatar_unit == pytest.approx(n_px / driver_unit, rel=0.15)
+        assert np.abs(moved[still] - woman.mesh[still]).max() < 0.5  # px: only the brows moved
+        render_rises.append(rise(face_of(renderer.render(motion)), rest_face, BROWS))
+    assert mesh_rises[1] == pytest.approx(2 * mesh_rises[0], rel=0.03)  # proportional to N
+    assert render_rises[0] > 0.6 * mesh_rises[0] and render_rises[1] > 1.6 * render_rises[0]
+
+
+def test_a_wider_driver_mouth_widens_the_avatars(woman, renderer, driver_mesh):
+    """Lips widened 20% about the mouth centre: the avatar's mouth widens by as many face units."""
+    wide = driver_mesh.copy()
+    across = FaceFrame.from_landmarks(driver_mesh).x_axis
+    centre = driver_mesh[list(topo.MOUTH_CORNERS), :2].mean(0)
+    wide[LIPS, :2] += 0.2 * ((driver_mesh[LIPS, :2] - centre) @ across)[:, None] * across
+    assert mouth_width(wide) == pytest.approx(1.2 * mouth_width(driver_mesh), rel=0.02)
+    motion, moved = transfer(renderer, driver_mesh, wide)
+    widened = mouth_width(moved) - mouth_width(woman.mesh)
+    assert widened == pytest.approx(mouth_width(wide) - mouth_width(driver_mesh), rel=0.2)
+    assert mouth_width(face_of(renderer.render(motion))) > 1.07 * mouth_width(face_of(woman.frame))
+
+
+def test_driver_head_shift_and_scale_move_and_scale_the_avatar(woman, renderer, driver_mesh):
+    """The driver's head 10% larger and moved (0.1, -0.05) face units: the avatar's too, rendered."""
+    skull = renderer.retarget.skull
+    unit = FaceFrame.from_landmarks(driver_mesh).scale
+    pivot = driver_mesh[skull_indices(driver_mesh)].mean(0)
+    moved_driver = (driver_mesh - pivot) * 1.1 + pivot + np.array([0.1, -0.05, 0.0]) * unit
+    motion, moved = transfer(renderer, driver_mesh, moved_driver)
+    np.testing.assert_allclose(motion.shift, [0.1, -0.05], atol=1e-3)
+    assert motion.scale == pytest.approx(1.1, abs=1e-3)
+    avatar_unit = FaceFrame.from_landmarks(woman.mesh).scale
+    shift = (skull_centre(moved, skull) - skull_centre(woman.mesh, skull)) / avatar_unit
+    np.testing.assert_allclose(shift, [0.1, -0.05], atol=0.01)
+    assert FaceFrame.from_landmarks(moved).scale / avatar_unit == pytest.approx(1.1, abs=0.01)
+    rest_face, face = face_of(woman.frame), face_of(renderer.render(motion))
+    rest_unit = FaceFrame.from_landmarks(rest_face).scale
+    np.testing.assert_allclose((skull_centre(face, skull) - skull_centre(rest_face, skull)) / rest_unit,
+                               [0.1, -0.05], atol=0.02)
+    assert FaceFrame.from_landmarks(face).scale / rest_unit == pytest.approx(1.1, abs=0.03)
+
+
+def test_closed_driver_lids_close_the_avatars_eyes(woman, renderer, driver_mesh):
+    """Upper lids lowered to 10% of their gap: the avatar's lids meet in its mesh, and its
+    rendered eyes read as closed (the face mesh never sees lids meet: below 0.8 of open)."""
+    closed = driver_mesh.copy()
+    for upper, lower, _ in EYE_PAIRS:
+        closed[upper] = closed[lower] + 0.1 * (closed[upper] - closed[lower])
+    motion, moved = transfer(renderer, driver_mesh, closed)
+    assert (motion.eyes < 0.05).all()
+    assert (eye_openness(moved) < 0.1 * eye_openness(woman.mesh)).all()
+    rendered = eye_openness(face_of(renderer.render(motion)))
+    assert (rendered < 0.8 * eye_openness(face_of(woman.frame))).all()
