@@ -11,8 +11,8 @@ from conftest import portrait, talking
 from facecast.avatar import topology as topo
 from facecast.errors import InvalidArgument
 from facecast.portrait.animator import PortraitAnimator
-from facecast.portrait.driver import (EYE_PAIRS, DriverMotion, DriverTracker, closed_estimate, eye_openness,
-                                     lip_gap)
+from facecast.portrait.driver import (EYE_PAIRS, DriverMotion, DriverTracker, FilterSettings, closed_estimate,
+                                     eye_openness, lip_gap)
 from facecast.portrait.filters import OneEuroFilter
 from facecast.portrait.mesh_warp import MeshWarp
 from facecast.portrait.pose import BROW_LOWER, euler_deg, fit_similarity, rotation_from_euler, skull_indices
@@ -368,3 +368,53 @@ def test_closed_driver_lids_close_the_avatars_eyes(woman, renderer, driver_mesh)
     assert (eye_openness(moved) < 0.1 * eye_openness(woman.mesh)).all()
     rendered = eye_openness(face_of(renderer.render(motion)))
     assert (rendered < 0.8 * eye_openness(face_of(woman.frame))).all()
+
+
+# -- filtering at the tracker: no lag on a fast turn, no jitter at rest ---------------------------
+
+REST_FRAMES, TURNED_FRAMES = 45, 30  # at 30 fps
+
+
+def turning_head(neutral: np.ndarray, yaw_deg: float = 20.0, seed: int = 0) -> list[np.ndarray]:
+    """A real mesh (478, 3) px at rest for REST_FRAMES, then turned by `yaw_deg` at once for
+    TURNED_FRAMES, with tracking-like noise: the head's yaw jitters by 0.3 deg, each point by 0.3 px."""
+    rng = np.random.default_rng(seed)
+    pivot = neutral[skull_indices(neutral)].mean(0)
+    yaws = np.repeat([0.0, yaw_deg], [REST_FRAMES, TURNED_FRAMES]) + rng.normal(0, 0.3, REST_FRAMES + TURNED_FRAMES)
+    return [(neutral - pivot) @ rotation_from_euler([y, 0.0, 0.0]).T + pivot + rng.normal(0, 0.3, neutral.shape)
+            for y in yaws]
+
+
+def tracked_yaw(meshes: list[np.ndarray], filters: FilterSettings | None = None) -> np.ndarray:
+    """(N,) yaw (degrees) a DriverTracker (its default filters when `filters` is None) reports at 30 fps."""
+    tracker = DriverTracker() if filters is None else DriverTracker(filters=filters)
+    return np.array([tracker.update(mesh, i / 30).angles[0] for i, mesh in enumerate(meshes)])
+
+
+def raw_yaw(meshes: list[np.ndarray]) -> np.ndarray:
+    """(N,) unfiltered yaw (degrees): the similarity fit of the skull points to the first mesh."""
+    skull = skull_indices(meshes[0])
+    return np.array([euler_deg(fit_similarity(meshes[0][skull], m[skull]).rotation)[0] for m in meshes])
+
+
+def jitter(yaw: np.ndarray) -> float:
+    """Standard deviation of the frame-to-frame change of a (N,) signal."""
+    return float(np.diff(yaw).std())
+
+
+def test_tracker_follows_a_fast_turn_within_a_frame_and_is_steady_at_rest(driver_mesh):
+    """A 20-degree yaw step: the tracker's default One-Euro filters show >= 85% of it on the first
+    frame that has it, where a fixed low-pass (beta 0, the same rest cutoff) lags several frames,
+    and at rest, before and after the turn, they at least halve the frame-to-frame jitter."""
+    meshes = turning_head(driver_mesh)
+    raw, smooth = raw_yaw(meshes), tracked_yaw(meshes)
+    fixed = tracked_yaw(meshes, FilterSettings(pose_beta=(0.0,) * 8))
+    rest, turned = slice(5, REST_FRAMES), slice(REST_FRAMES + 10, None)
+    step = raw[turned].mean() - raw[rest].mean()
+    assert step == pytest.approx(20.0, abs=0.5)
+    reached = (smooth[REST_FRAMES:] - smooth[rest].mean()) / step
+    lagged = (fixed[REST_FRAMES:] - fixed[rest].mean()) / step
+    assert reached[0] >= 0.85
+    assert lagged[0] < 0.5 and int(np.argmax(lagged >= 0.85)) >= 4
+    for part in (rest, turned):
+        assert jitter(smooth[part]) < 0.5 * jitter(raw[part])
