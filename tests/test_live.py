@@ -117,6 +117,23 @@ class Live:
         return got
 
 
+def head_yaws(frames: list[np.ndarray]) -> np.ndarray:
+    """(N,) head yaw (degrees) of each (H, W, 3) uint8 BGR frame relative to the first, measured
+    by facecast's own face tracking and pose fit (the skull points' similarity), unfiltered."""
+    from facecast.portrait.pose import euler_deg, fit_similarity, skull_indices
+    from facecast.portrait.tracking import FaceTracker
+
+    tracker = FaceTracker()
+    try:
+        meshes = [tracker.landmarks(frame) for frame in frames]
+    finally:
+        tracker.close()
+    assert all(m is not None for m in meshes), "a frame without a face"
+    first, skull = meshes[0].astype(np.float64), skull_indices(meshes[0])
+    return np.array([euler_deg(fit_similarity(first[skull], m[skull].astype(np.float64)).rotation)[0]
+                     for m in meshes])
+
+
 def live_stats(server: ServerProcess) -> dict:
     return httpx.get(server.url + "/live/stats", headers=server.headers, timeout=10).json()
 
@@ -136,9 +153,13 @@ def test_frames_come_back_and_follow_the_driver(server, clip):
         assert (ready["avatar"]["width"], ready["avatar"]["height"]) == (512, 512) and ready["mode"] == "relative"
         outs = [live.frame(data) for data in clip]
     assert all(o.shape == (512, 512, 3) for o in outs)
-    driver = mouth_openings(np.stack([decode(d) for d in clip]))
-    rendered = mouth_openings(np.stack(outs))
+    driver_frames = [decode(d) for d in clip]
+    driver, rendered = mouth_openings(np.stack(driver_frames)), mouth_openings(np.stack(outs))
     assert np.corrcoef(driver, rendered)[0, 1] > 0.7
+    driver_yaw, render_yaw = head_yaws(driver_frames), head_yaws(outs)
+    assert np.ptp(driver_yaw) > 6.0  # degrees: the speaker turns her head
+    assert np.corrcoef(driver_yaw, render_yaw)[0, 1] > 0.7  # and the avatar turns with her
+    assert np.ptp(render_yaw) > 0.5 * np.ptp(driver_yaw)
     assert not [m for m in live.messages if m["type"] in ("error", "warning")], live.messages
     stats = live_stats(server)
     assert stats["loop_ms"]["count"] >= len(clip) and stats["loop_ms"]["p95"] > 0
