@@ -175,3 +175,15 @@ def test_live_session_reports_the_input_queue_emptied_by_the_worker():
     finally:
         session.close()
         session.join(10)
+
+
+def test_output_depth_and_drops_are_read_at_each_report():
+    outbox = AsyncLatestQueue(maxsize=2)
+    stats = SessionStats("t")
+    assert stats.out_depth == 0 and stats.dropped_out == 0  # no transport attached yet
+    stats.output_queue = outbox
+    for frame in range(5):  # a client that does not read: 3 of 5 frames dropped
+        outbox.put_nowait(frame)
+    outbox.put_nowait("message", droppable=False)
+    assert stats.out_depth == 3 and stats.dropped_out == 3
+    assert stats.snapshot()["out_queue"] == 3

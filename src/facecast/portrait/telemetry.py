@@ -105,6 +105,8 @@ class SessionStats:
 
     input_queue: the session's input queue; its depth is read at each report (None: 0), so it
     is never a stale copy from the last put or get.
+    output_queue: set by the transport that sends the frames (its queue, with a `dropped`
+    count); read at each report the same way.
     """
 
     _ids = itertools.count(1)
@@ -118,13 +120,23 @@ class SessionStats:
         self.stages = {name: LatencyWindow() for name in STAGES}
         self.delivered = RateMeter()
         self.received = self.sent = self.no_face = self.bad_frames = self.bad_messages = 0
-        self.dropped_in = self.dropped_out = 0
-        self.out_depth = 0
+        self.dropped_in = 0
+        self.output_queue: Sized | None = None
 
     @property
     def in_depth(self) -> int:
         """Frames waiting in the input queue now."""
         return 0 if self.input_queue is None else len(self.input_queue)
+
+    @property
+    def out_depth(self) -> int:
+        """Frames and messages waiting in the output queue now."""
+        return 0 if self.output_queue is None else len(self.output_queue)
+
+    @property
+    def dropped_out(self) -> int:
+        """Items the output queue dropped so far (a client reading too slowly)."""
+        return int(getattr(self.output_queue, "dropped", 0))
 
     def record_stages(self, times_ms: dict) -> None:
         """Stage durations of one processed frame (keys of STAGES)."""

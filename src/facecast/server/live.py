@@ -103,6 +103,7 @@ async def live_socket(websocket: WebSocket):
         await websocket.send_json({"type": "error", "code": "bad_request", "message": str(exc)})
         await websocket.close(CLOSE_POLICY, str(exc)[:120])
         return
+    session.stats.output_queue = outbox
     session.start()
     sender = asyncio.create_task(_send_loop(websocket, outbox, session))
     try:
@@ -141,8 +142,6 @@ async def _send_loop(websocket: WebSocket, outbox: AsyncLatestQueue, session: Li
     """Send animated frames and messages in order; record receive -> send latency."""
     try:
         while (item := await outbox.get()) is not None:
-            session.stats.out_depth = len(outbox)
-            session.stats.dropped_out = outbox.dropped
             if isinstance(item, LiveFrame):
                 await websocket.send_bytes(item.jpeg)
                 session.stats.record_sent((time.perf_counter() - item.received_s) * 1e3)
