@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import portrait, speech
-from probe import probe
+from probe import decode_frames, mouth_openings, probe
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -43,6 +43,11 @@ def test_render_text_and_audio(tmp_path):
                  "-o", out, "-q")
     assert result.returncode == 0, result.stderr
     assert probe(out).audio_codec == "aac"
+    # The synthesized speech moves the mouth (visemes from its phoneme timings), measured by the
+    # face mesh on the decoded frames: it opens during the words and is closed in the last frame.
+    openings = mouth_openings(decode_frames(out))
+    assert np.nanmax(openings) > np.nanmin(openings) + 0.05, openings
+    assert openings[-1] < np.nanmin(openings) + 0.03, "closed again after the last word"
     out2 = tmp_path / "audio.mp4"
     result = run("render", "-a", portrait("child_photo_in_hand_01.jpg"), "--audio", speech("fr_01_7s.wav"),
                  "-o", out2, "-q", "--no-idle", "--fps", "30")
