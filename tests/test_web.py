@@ -5,8 +5,10 @@ Needs scripts/install-browser.sh and requirements/test-web.txt (scripts/install.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from facecast.server.harness import ServerProcess
@@ -113,6 +115,85 @@ def test_trimming_played_video_waits_for_the_source_buffer(page):
     assert result["trims"] >= 1 and result["appends"] > result["trims"], result  # appends went on after trims
     assert result["busyAfterTrim"] == 0, result
     assert result["listening"] == {"updateend": 0, "error": 0}, result
+
+
+LONG_TEXT = " ".join(["This talk is long on purpose, so that the test can stop it well before the avatar has said "
+                      "all of it."] * 10)  # about a minute of speech: far from rendered when Stop is clicked
+STOPPED = """() => { const v = document.querySelector('#video');
+    return v.paused && !document.querySelector('#speak').disabled && !document.querySelector('#speak-file').disabled
+        && document.querySelector('#stop').disabled
+        && document.querySelector('#status').textContent.toLowerCase().includes('stopped'); }"""
+
+
+def session_stats(server, sid: str) -> dict | None:
+    """The session's entry in GET /stats, or None once the server has forgotten it."""
+    stats = httpx.get(f"{server.url}/stats", headers=server.headers, timeout=5.0).json()
+    return next((s for s in stats["sessions"] if s["id"] == sid), None)
+
+
+def assert_not_generating(server, sid: str) -> None:
+    """The session has lost its reader and makes no more frames (or it is gone)."""
+    deadline = time.monotonic() + 5.0
+    while (info := session_stats(server, sid)) is not None and info["readers"] > 0:
+        assert time.monotonic() < deadline, f"the server still has a reader of {sid}: {info}"
+        time.sleep(0.1)
+    if info is None:
+        return
+    time.sleep(0.3)  # a batch being rendered as the reader left is finished and kept
+    before = session_stats(server, sid)
+    time.sleep(1.0)
+    after = session_stats(server, sid)
+    if before is not None and after is not None:
+        assert after["frames"] == before["frames"], (before, after)
+        assert after["state"] != "finished", after  # it stopped partway, not because the clip was done
+
+
+def start_long_talk(page) -> str:
+    page.fill("#text", LONG_TEXT)
+    page.click("#speak")
+    page.wait_for_function("window.facecast.firstFrameMs !== null && window.facecast.session !== null",
+                           timeout=15_000)
+    assert page.is_disabled("#speak") and page.is_enabled("#stop")
+    return page.evaluate("window.facecast.session")
+
+
+def test_stop_ends_the_stream_and_unlocks_the_page(page, server):
+    """Stop, clicked while a long clip streams: within 2 s the video is paused, the buttons are
+    enabled and the status says so; the server stops generating for the aborted stream."""
+    assert page.is_disabled("#stop")  # nothing plays yet
+    assert page.get_by_role("button", name="Stop").count() == 1
+    sid = start_long_talk(page)
+    page.click("#stop")
+    page.wait_for_function(STOPPED, timeout=2_000)
+    assert page.evaluate("window.facecast.phase") == "stopped" and page.is_hidden("#error")
+    shown = page.evaluate("document.querySelector('#video').currentTime")
+    page.wait_for_timeout(500)
+    assert page.evaluate("document.querySelector('#video').paused"), "the video started again"
+    assert page.evaluate("document.querySelector('#video').currentTime") == shown
+    assert_not_generating(server, sid)
+    page.fill("#text", "Speaking again after a stop.")
+    page.click("#speak")
+    page.wait_for_function("window.facecast.firstFrameMs !== null", timeout=15_000)
+    page.wait_for_function("!document.querySelector('#video').paused", timeout=5_000)
+    assert page.is_hidden("#error")
+
+
+def test_a_new_speak_replaces_the_running_one(page, server):
+    """speakText() while a stream runs (stopCurrent) aborts the old stream and plays the new one;
+    the old download's end does not unlock the page while the new one streams."""
+    first = start_long_talk(page)
+    page.fill("#text", LONG_TEXT.replace("on purpose", "again"))
+    page.evaluate("() => { speakText(); }")
+    page.wait_for_function(f"window.facecast.session !== null && window.facecast.session !== '{first}' "
+                           "&& window.facecast.firstFrameMs !== null", timeout=15_000)
+    second = page.evaluate("window.facecast.session")
+    assert page.is_disabled("#speak") and page.is_enabled("#stop") and page.is_hidden("#error")
+    assert_not_generating(server, first)
+    assert page.is_disabled("#speak"), "the first stream's end unlocked the page during the second"
+    assert session_stats(server, second)["readers"] == 1
+    page.click("#stop")
+    page.wait_for_function(STOPPED, timeout=2_000)
+    assert_not_generating(server, second)
 
 
 def test_server_errors_are_shown_and_the_ui_stays_usable(page, tmp_path):

@@ -8,10 +8,13 @@ const TOKEN = new URLSearchParams(location.search).get("token");
 const BUFFER_KEEP_S = 20; // seconds of played video kept in the SourceBuffer
 
 // What the page is doing, for people (the status line) and for tests (window.facecast).
-const state = { phase: "idle", firstFrameMs: null, framesPerSecond: null, mime: null, bytes: 0, error: null };
+const state = { phase: "idle", firstFrameMs: null, framesPerSecond: null, mime: null, bytes: 0, error: null,
+  session: null };
 window.facecast = state;
 
-let current = null; // {abort: AbortController} of the stream being played
+// The latest playback: {abort: AbortController, started, loading}. It stays here after its download
+// ends (the video may still be playing) until a newer one replaces it; Stop aborts it.
+let current = null;
 
 function authHeaders() {
   return TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {};
@@ -50,6 +53,13 @@ function clearError() {
 
 function setBusy(busy) {
   for (const id of ["speak", "speak-file", "avatar-upload", "record"]) { $(id).disabled = busy; }
+  updateStop();
+}
+
+// Stop is enabled while a playback downloads or its video plays.
+function updateStop() {
+  const running = Boolean(current && !current.abort.signal.aborted && (current.loading || (!video.paused && !video.ended)));
+  $("stop").disabled = !running;
 }
 
 // -- avatars ---------------------------------------------------------------------------------
@@ -120,6 +130,7 @@ async function speak(form) {
   if (steps) { await renderWhole(form, steps); return; }
   await playing("starting", "Starting...", async (play) => {
     const session = await (await api("/sessions", { method: "POST", body: form, signal: play.abort.signal })).json();
+    state.session = session.id;
     await playStream(session.stream_url, play.started, play);
     state.phase = "done";
   });
@@ -132,6 +143,7 @@ async function renderWhole(form, { steps, background }) {
   await playing("rendering", "Rendering the whole clip with the video steps...", async (play) => {
     const response = await api("/generate", { method: "POST", body: form, signal: play.abort.signal });
     const blob = await response.blob();
+    play.abort.signal.throwIfAborted();
     Object.assign(state, { bytes: blob.size, mime: "video/mp4", renderMs: Math.round(performance.now() - play.started) });
     video.src = URL.createObjectURL(blob);
     watchFirstFrame(play.started, play);
@@ -145,23 +157,37 @@ async function renderWhole(form, { steps, background }) {
 async function playing(phase, status, task) {
   clearError();
   stopCurrent();
-  setBusy(true);
-  const play = { abort: new AbortController(), started: performance.now() };
+  const play = { abort: new AbortController(), started: performance.now(), loading: true };
   current = play;
-  Object.assign(state, { phase, firstFrameMs: null, framesPerSecond: null, bytes: 0, renderMs: null });
+  setBusy(true);
+  Object.assign(state, { phase, firstFrameMs: null, framesPerSecond: null, bytes: 0, renderMs: null, session: null });
   setStatus(status);
   try {
     await task(play);
   } catch (error) {
-    if (error.name !== "AbortError") { state.phase = "failed"; showError(error); }
+    if (error.name !== "AbortError" && !play.abort.signal.aborted) { state.phase = "failed"; showError(error); }
   } finally {
-    if (current === play) { current = null; }
-    setBusy(false);
+    play.loading = false;
+    // Aborted: Stop has unlocked the page already, or a newer playback holds the lock until it ends.
+    if (!play.abort.signal.aborted) { setBusy(false); }
   }
 }
 
 function stopCurrent() {
-  if (current) { current.abort.abort(); current = null; }
+  if (current) { current.abort.abort(); }
+}
+
+// The Stop button: abort the download (the server stops generating once its reader is gone),
+// pause the video and unlock the page.
+function stopPlayback() {
+  if (!current || current.abort.signal.aborted) { return; }
+  const wasLoading = current.loading;
+  stopCurrent();
+  video.pause();
+  state.phase = "stopped";
+  setStatus(state.firstFrameMs === null ? "Stopped." : `Stopped. ${progressText()}`);
+  if (wasLoading) { setBusy(false); } else { updateStop(); }
+  if (document.activeElement === $("stop") || document.activeElement === document.body) { $("speak").focus(); }
 }
 
 // -- Media Source Extensions -----------------------------------------------------------------
@@ -175,6 +201,7 @@ async function playStream(url, started, play) {
   const source = new MediaSource();
   video.src = URL.createObjectURL(source);
   await new Promise((resolve) => source.addEventListener("sourceopen", resolve, { once: true }));
+  play.abort.signal.throwIfAborted();
   const buffer = source.addSourceBuffer(mime);
   watchFirstFrame(started, play);
   state.phase = "streaming";
@@ -185,9 +212,11 @@ async function playStream(url, started, play) {
     state.bytes += value.byteLength;
     await append(buffer, value);
     await trimPlayed(buffer);
+    play.abort.signal.throwIfAborted(); // stopped or replaced meanwhile: never restart the video
     if (video.paused && buffer.buffered.length) { startPlayback(buffer); }
   }
   await idle(buffer);
+  play.abort.signal.throwIfAborted();
   if (source.readyState === "open") { source.endOfStream(); }
 }
 
@@ -236,7 +265,7 @@ function startPlayback(buffer) {
 function watchFirstFrame(started, play) {
   const frames = { count: 0, since: null };
   const onFrame = (now) => {
-    if (current !== play && current !== null) { return; } // a newer stream took over
+    if (current !== play || play.abort.signal.aborted) { return; } // stopped, or a newer one took over
     if (state.firstFrameMs === null) {
       state.firstFrameMs = Math.round(now - started);
       frames.since = now;
@@ -250,13 +279,15 @@ function watchFirstFrame(started, play) {
   video.requestVideoFrameCallback(onFrame);
 }
 
-function showProgress() {
+function showProgress() { setStatus(progressText()); }
+
+function progressText() {
   const parts = [];
   if (state.renderMs) { parts.push(`rendered in ${(state.renderMs / 1000).toFixed(1)} s`); }
   if (state.firstFrameMs !== null) { parts.push(`first frame ${state.firstFrameMs} ms`); }
   if (state.framesPerSecond !== null) { parts.push(`${state.framesPerSecond.toFixed(1)} frames/s`); }
   parts.push(`${(state.bytes / 1024).toFixed(0)} KiB`);
-  setStatus(parts.join(" · "));
+  return parts.join(" · ");
 }
 
 // -- recording -------------------------------------------------------------------------------
@@ -291,5 +322,7 @@ $("speak").addEventListener("click", speakText);
 $("speak-file").addEventListener("click", () => speakFile($("audio-file").files[0]));
 $("avatar-upload").addEventListener("click", uploadAvatar);
 $("record").addEventListener("click", toggleRecording);
+$("stop").addEventListener("click", stopPlayback);
+for (const type of ["play", "pause", "ended", "emptied"]) { video.addEventListener(type, updateStop); }
 $("background-clear").addEventListener("click", () => { $("background-file").value = ""; });
 loadAvatars().catch(showError);
