@@ -27,6 +27,7 @@ class SessionManager:
         self.settings, self.telemetry = settings, telemetry
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
+        self._backend_lock = threading.Lock()  # apart from _lock: create() asks for a backend under _lock
         self._shared_backend: LipsyncBackend | None = None
         self.ended = 0  # sessions removed or reaped so far
 
@@ -35,7 +36,7 @@ class SessionManager:
         each session gets its own; other backends (model weights) are shared."""
         if self.settings.backend == "classic":
             return get_backend("classic")
-        with self._lock:
+        with self._backend_lock:
             if self._shared_backend is None:
                 self._shared_backend = get_backend(self.settings.backend)
             return self._shared_backend
