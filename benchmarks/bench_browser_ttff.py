@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-
-import numpy as np
+import sys
+from pathlib import Path
 
 from facecast.server.harness import ServerProcess
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_server import pct  # noqa: E402  (the server benchmark's percentile)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -65,10 +67,6 @@ def measure(requests: int) -> list[dict]:
     return rows
 
 
-def percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values, float), q))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=20, help="timed requests after the first (>= 20)")
@@ -80,9 +78,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for step in ("session created", "stream headers", "first append", "first frame"):
         values = [r[step] for r in warm if step in r]
-        print(f"| {step} | {cold.get(step, float('nan')):.0f} | {statistics.median(values):.0f} | "
-              f"{percentile(values, 95):.0f} |")
-    p95 = percentile([r["first frame"] for r in warm], 95)
+        print(f"| {step} | {cold.get(step, float('nan')):.0f} | {pct(values, 50):.0f} | {pct(values, 95):.0f} |")
+    p95 = pct([r["first frame"] for r in warm], 95)
     print(f"\nfirst frame presented, p95 {p95:.0f} ms (bar for the server's TTFF: 300 ms)")
 
 
