@@ -9,14 +9,22 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Audio:
-    """Mono PCM audio.
+    """PCM audio: the mono mix every analysis uses, and the input's own channels for output.
 
-    samples: (N,) float32 in [-1, 1]
+    samples: (N,) float32 in [-1, 1], the mono mix (mouth motion, features, streaming)
     sample_rate: Hz
+    channels: (C, N) float32 in [-1, 1], the input's channels (C == 2: left, right) that files
+        are written with; None when the input was mono (output uses `samples`)
     """
 
     samples: np.ndarray
     sample_rate: int
+    channels: np.ndarray | None = None
+
+    @property
+    def output_channels(self) -> np.ndarray:
+        """(C, N) float32: what an output file carries (the input's channels, else the mono mix)."""
+        return self.channels if self.channels is not None else self.samples[None, :]
 
     @property
     def duration(self) -> float:

@@ -19,7 +19,9 @@ class Avatar:
     boxes: (F, 4) float32 face box x0, y0, x1, y1 in pixels, smoothed over time for video
     lower_face: (F, P, 2) float32 px polygon of the region the mouth may change, per frame
     mouth: (F, 20, 2) float32 px polygon around the lips, per frame
-    fps: source frame rate (0.0 for a photo)
+    fps: source frame rate (0.0 for a photo): frames are on a constant grid of this rate, each
+        source frame at its own timestamp (a variable-rate clip repeats frames where it is slow;
+        see media.reader.read_visual), so index / fps is the source time in seconds
     """
 
     id: str
@@ -49,9 +51,11 @@ class Avatar:
         """Map output frame numbers to source frames, looping forward then backward.
 
         output_frame: int or (B,) int array -> same shape of int64 indices in [0, F).
-        output_fps: the output's frame rate; a video avatar then plays at its own speed (a 30 fps
-            source rendered at 25 fps skips one source frame in six; its average rate is used,
-            so a variable-rate file keeps its length). None: one source frame per output frame.
+        output_fps: the output's frame rate; a video avatar then plays at its own speed, output
+            frame f showing the source frame on show at time f / output_fps (a 30 fps source
+            rendered at 25 fps skips one source frame in six; a variable-rate source keeps each
+            frame's timing, as its frames lie on the constant grid `fps`). None: one source frame
+            per output frame.
         """
         f = np.asarray(output_frame, dtype=np.int64)
         n = self.frame_count

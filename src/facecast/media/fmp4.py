@@ -16,6 +16,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from facecast.media.probe import AAC_SAMPLE_RATES
+
 VIDEO_TRACK_ID = 1
 AUDIO_TRACK_ID = 2
 MOVIE_TIMESCALE = 1000  # ticks per second of the (empty) movie header
@@ -26,7 +28,6 @@ NON_SYNC_SAMPLE_FLAGS = 0x01010000  # depends on others, not a sync sample
 
 _MATRIX = struct.pack(">9I", 0x10000, 0, 0, 0, 0x10000, 0, 0, 0, 0x40000000)
 _LANGUAGE_UND = 0x55C4  # ISO-639-2 "und", packed 5 bits per letter
-_AAC_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 _AAC_LC = 2  # audio object type
 _HIGH_PROFILES = (100, 110, 122, 144)  # avcC carries chroma/bit-depth fields for these
 
@@ -58,7 +59,7 @@ class AudioTrack:
 
     def audio_specific_config(self) -> bytes:
         """The 2-byte AudioSpecificConfig: object type, sampling-frequency index, channels."""
-        index = _AAC_RATES.index(self.sample_rate)
+        index = AAC_SAMPLE_RATES.index(self.sample_rate)
         bits = (_AAC_LC << 11) | (index << 7) | (self.channels << 3)
         return struct.pack(">H", bits)
 

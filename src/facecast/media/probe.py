@@ -196,9 +196,12 @@ def _phrase(kind: str, fmt: str) -> str:
     return f"a {fmt.upper()} {noun}"
 
 
-def probe(source: str | Path | bytes, *, label: str | None = None) -> MediaInfo:
+def probe(source: str | Path | bytes, *, label: str | None = None,
+          wanted: str = "an image, video or audio file") -> MediaInfo:
     """Open a file (a path or its bytes) and describe it.
 
+    label: how messages name the input (default: the path, or "<bytes>"); wanted: what the
+    caller needs, for the not-media message ("<label>: not <wanted>: looks like text").
     Raises UnsupportedMedia (missing, empty, not media: the message names what it looks like)
     or CorruptMedia (it starts like a known format but does not open), naming `label`.
     """
@@ -209,7 +212,7 @@ def probe(source: str | Path | bytes, *, label: str | None = None) -> MediaInfo:
     sniffed = sniff(head)
     if sniffed.kind == "image":
         return MediaInfo(label, "image", sniffed.format, image=_probe_image(data, path, head, label, sniffed))
-    return _probe_av(data, path, label, sniffed)
+    return _probe_av(data, path, label, sniffed, wanted)
 
 
 def open_container(source: str | Path | bytes):
@@ -268,12 +271,12 @@ def _bit_depth(img) -> int:
     return 32 if img.mode in ("I", "F") else 8
 
 
-def _probe_av(data, path, label: str, sniffed: Sniffed) -> MediaInfo:
+def _probe_av(data, path, label: str, sniffed: Sniffed, wanted: str) -> MediaInfo:
     try:
         container = open_container(data if data is not None else path)
     except av.error.FFmpegError as exc:
         if sniffed.kind is None:
-            raise not_media(label, sniffed.what, "an image, video or audio file") from None
+            raise not_media(label, sniffed.what, wanted) from None
         reason = getattr(exc, "strerror", None) or str(exc)
         raise CorruptMedia(f"{label}: looks like {sniffed.what} but cannot be decoded ({reason})") from None
     with container:
@@ -281,7 +284,7 @@ def _probe_av(data, path, label: str, sniffed: Sniffed) -> MediaInfo:
         video = [s for s in container.streams.video if not _is_cover_art(s)]
         if sniffed.kind is None and (not container.streams.audio or video) and \
                 not any(n in VIDEO_DEMUXERS for n in container.format.name.split(",")):
-            raise not_media(label, sniffed.what, "an image, video or audio file")
+            raise not_media(label, sniffed.what, wanted)
         audio = _audio_info(container.streams.audio[0]) if container.streams.audio else None
         if video:
             return MediaInfo(label, "video", fmt, video=_video_info(container, video[0], label), audio=audio)

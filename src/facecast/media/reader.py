@@ -49,7 +49,7 @@ def read_visual(path: str | Path, *, max_long_side: int = 1024, max_seconds: flo
     Raises UnsupportedMedia (not an image or video) or CorruptMedia, naming the file.
     """
     path = Path(path)
-    info = probe(path)
+    info = probe(path, wanted="an image or video")
     if info.kind == "image":
         return _read_image(path, info.image, max_long_side)
     if info.kind != "video":

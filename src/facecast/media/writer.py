@@ -1,7 +1,9 @@
-"""Write MP4 files (H.264 + AAC) in-process with PyAV, atomically.
+"""Write MP4 files (H.264 + AAC) in-process with PyAV, atomically and fast-start.
 
 The file appears under its final name only when it is complete; on any error the
-temporary file is removed, so a failed render never leaves a partial output.
+temporary file is removed, so a failed render never leaves a partial output. The movie
+header (moov) is written before the media data (mdat), so a browser can start playing
+before the whole file has arrived.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import cv2
 import numpy as np
 
 from facecast.audio.pcm import Audio
+from facecast.media.probe import aac_rate
 
-AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000, 64000, 88200, 96000)
-AAC_BITRATE = 128_000  # bit/s
+AAC_BITRATE = 128_000  # bit/s, mono; stereo gets twice this
+MUXER_OPTIONS = {"movflags": "+faststart"}  # moov before mdat
+LAYOUTS = {1: "mono", 2: "stereo"}  # channel count -> FFmpeg layout name
 
 
 def bgr_to_video_frame(frame: np.ndarray) -> av.VideoFrame:
@@ -26,16 +30,12 @@ def bgr_to_video_frame(frame: np.ndarray) -> av.VideoFrame:
     return av.VideoFrame.from_ndarray(yuv, format="yuv420p")
 
 
-def aac_rate(rate: int) -> int:
-    """The nearest sample rate AAC encodes (Hz)."""
-    return min(AAC_RATES, key=lambda r: abs(r - rate))
-
-
 class Mp4Writer:
-    """Encode BGR frames and mono audio to an MP4 file.
+    """Encode BGR frames and audio to an MP4 file.
 
     size: (width, height), both even; fps: frames per second; audio: the whole
-    soundtrack (interleaved with the video as frames arrive) or None.
+    soundtrack (interleaved with the video as frames arrive) or None; written with the
+    input's channels (audio.output_channels: stereo stays stereo) as AAC.
     """
 
     def __init__(self, path: str | Path, size: tuple[int, int], fps: int, audio: Audio | None = None,
@@ -46,7 +46,7 @@ class Mp4Writer:
         self.frames_written = 0
         self._audio = audio
         self._audio_sent = 0
-        self._container = av.open(str(self.tmp), mode="w", format="mp4")
+        self._container = av.open(str(self.tmp), mode="w", format="mp4", options=MUXER_OPTIONS)
         self._video = self._container.add_stream("libx264", rate=fps)
         self._video.width, self._video.height = size
         self._video.pix_fmt = "yuv420p"
@@ -54,11 +54,13 @@ class Mp4Writer:
         self._video.options = {"crf": str(crf), "preset": preset}
         self._astream = None
         if audio is not None:
+            self._planes = audio.output_channels
+            self._layout = LAYOUTS[len(self._planes)]
             self._rate = aac_rate(audio.sample_rate)
             self._astream = self._container.add_stream("aac", rate=self._rate)
-            self._astream.bit_rate = AAC_BITRATE
-            self._astream.layout = "mono"
-            self._resampler = av.AudioResampler(format="fltp", layout="mono", rate=self._rate)
+            self._astream.bit_rate = AAC_BITRATE * len(self._planes)
+            self._astream.layout = self._layout
+            self._resampler = av.AudioResampler(format="fltp", layout=self._layout, rate=self._rate)
 
     def write(self, frames: np.ndarray) -> None:
         """frames: (B, H, W, 3) or (H, W, 3) uint8 BGR."""
@@ -76,11 +78,12 @@ class Mp4Writer:
         if self._audio is None:
             return
         sr = self._audio.sample_rate
-        stop = len(self._audio.samples) if until_s is None else min(len(self._audio.samples), int(until_s * sr))
+        total = self._planes.shape[1]
+        stop = total if until_s is None else min(total, int(until_s * sr))
         if stop <= self._audio_sent:
             return
-        chunk = self._audio.samples[self._audio_sent: stop].astype(np.float32)
-        af = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+        chunk = np.ascontiguousarray(self._planes[:, self._audio_sent: stop], dtype=np.float32)
+        af = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=self._layout)
         af.sample_rate = sr
         af.pts = self._audio_sent
         af.time_base = Fraction(1, sr)

@@ -10,7 +10,8 @@ import av
 import numpy as np
 
 from facecast.errors import CorruptMedia, EmptyAudio, InvalidArgument, NoFaceFound, UnsupportedMedia
-from facecast.media.reader import VIDEO_FORMATS
+from facecast.media.probe import open_container, probe
+from facecast.media.reader import rotate
 from facecast.portrait.animator import PortraitAnimator
 from facecast.portrait.driver import FilterSettings
 from facecast.portrait.source import StillAvatar
@@ -34,53 +35,37 @@ class AnimateReport:
 
 @dataclass(frozen=True)
 class DriverInfo:
-    """fps: nominal frames per second (variable-rate files are put on this grid); frames:
-    expected count (0 if unknown); has_audio."""
+    """fps: frames per second of the output grid (a variable-rate driver's frames are put on it
+    by their timestamps); frames: frames in the file; has_audio; rotation: degrees
+    counter-clockwise that turn the stored frames upright (the display matrix)."""
 
     fps: float
     frames: int
     has_audio: bool
+    rotation: int = 0
 
 
 def probe_driver(path: Path) -> DriverInfo:
-    """Check that `path` is a video with a video stream. Raises UnsupportedMedia."""
+    """Check that `path` is a video (media.probe). Raises InvalidArgument, UnsupportedMedia, CorruptMedia."""
     if not path.is_file():
         raise InvalidArgument(f"--driver {str(path)!r}: no such file")
-    try:
-        with av.open(str(path)) as container:
-            if not any(n in VIDEO_FORMATS for n in container.format.name.split(",")) or not container.streams.video:
-                raise UnsupportedMedia(f"{path}: not a video (detected {container.format.name!r})")
-            stream = container.streams.video[0]
-            fps = float(stream.base_rate or stream.average_rate or stream.guessed_rate or 25)
-            return DriverInfo(fps, int(stream.frames or 0), bool(container.streams.audio))
-    except av.error.FFmpegError as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        if _looks_like_video(path):
-            raise CorruptMedia(f"{path}: looks like a video but cannot be decoded, truncated or damaged "
-                               f"({reason})") from None
-        raise UnsupportedMedia(f"{path}: not a video facecast can read ({reason})") from None
+    info = probe(path, wanted="a video")
+    if info.kind != "video":
+        raise UnsupportedMedia(f"{path}: not a video: it is {'a still image' if info.image else 'audio only'}")
+    video = info.video
+    return DriverInfo(video.grid_fps, video.frame_count, info.audio is not None, video.rotation)
 
 
-VIDEO_MAGIC = (b"\x1a\x45\xdf\xa3", b"RIFF", b"FLV", b"\x00\x00\x01\xba", b"GIF8")  # mkv/webm, avi, flv, mpeg, gif
-
-
-def _looks_like_video(path: Path) -> bool:
-    """True when the first bytes are those of a video container (ISO-BMFF 'ftyp' box or VIDEO_MAGIC)."""
-    with path.open("rb") as fh:
-        head = fh.read(16)
-    return head[4:8] == b"ftyp" or head.startswith(VIDEO_MAGIC)
-
-
-def driver_frames(path: Path, fps: float) -> Iterator[tuple[np.ndarray, float]]:
-    """Decode (frame (h, w, 3) uint8 BGR, time in s) pairs; stops at a decoding error after the
-    first frame (a truncated file keeps what decoded) and raises CorruptMedia before it."""
+def driver_frames(path: Path, info: DriverInfo) -> Iterator[tuple[np.ndarray, float]]:
+    """Decode (frame (h, w, 3) uint8 BGR upright, time in s) pairs; stops at a decoding error after
+    the first frame (a truncated file keeps what decoded) and raises CorruptMedia before it."""
     count = 0
-    limit = int(MAX_DRIVER_SECONDS * fps)
+    limit = int(MAX_DRIVER_SECONDS * info.fps)
     try:
-        with av.open(str(path)) as container:
+        with open_container(path) as container:
             for frame in container.decode(container.streams.video[0]):
-                t = float(frame.time) if frame.time is not None else count / fps
-                yield frame.to_ndarray(format="bgr24"), t
+                t = float(frame.time) if frame.time is not None else count / info.fps
+                yield rotate(frame.to_ndarray(format="bgr24"), info.rotation), t
                 count += 1
                 if count >= limit:
                     return
@@ -142,7 +127,7 @@ def animate_file(avatar: StillAvatar, driver: str | Path, out: str | Path, *, mo
     with PortraitAnimator(avatar, mode=mode, filters=filters) as animator, \
             Mp4Writer(out, size, fps, audio, crf=crf, preset=preset) as writer:
         grid = FrameGrid(writer, fps)
-        for i, (frame, t) in enumerate(driver_frames(driver, info.fps)):
+        for i, (frame, t) in enumerate(driver_frames(driver, info)):
             result = animator.animate(frame, t)
             faces += result.face_found
             decoded += 1

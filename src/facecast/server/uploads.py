@@ -5,18 +5,9 @@ from __future__ import annotations
 from fastapi import UploadFile
 
 from facecast.errors import TooLarge, UnsupportedMedia
-from facecast.media.reader import IMAGE_MAGIC
+from facecast.media.probe import not_media, sniff
 
 READ_CHUNK = 1024 * 1024  # bytes read from a spooled upload at a time
-
-# Leading bytes of video containers (offset, magic).
-_VIDEO_MAGIC = (
-    (4, b"ftyp"),  # ISO BMFF: MP4, MOV, M4V, 3GP
-    (0, b"\x1a\x45\xdf\xa3"),  # EBML: Matroska, WebM
-    (0, b"GIF87a"), (0, b"GIF89a"),
-    (0, b"OggS"), (0, b"FLV"),
-    (0, b"\x00\x00\x01\xba"), (0, b"\x00\x00\x01\xb3"),  # MPEG program / elementary stream
-)
 
 
 async def read_upload(upload: UploadFile, limit: int, field: str) -> bytes:
@@ -32,19 +23,18 @@ async def read_upload(upload: UploadFile, limit: int, field: str) -> bytes:
 
 
 def sniff_visual(data: bytes, label: str) -> str:
-    """'image' or 'video' from the leading bytes; UnsupportedMedia (415) for anything else."""
+    """'image' or 'video' from the leading bytes (media.probe.sniff); UnsupportedMedia (415) else."""
     if not data:
         raise UnsupportedMedia(f"{label}: the upload is empty (0 bytes)")
-    if data.startswith(IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
+    sniffed = sniff(data[:256])
+    if sniffed.kind == "image":
         return "image"
-    if data[:4] == b"RIFF" and data[8:12] == b"AVI ":
+    if sniffed.kind in ("video", "media"):
         return "video"
-    if data[:1] == b"\x47" and len(data) > 188 and data[188:189] == b"\x47":  # MPEG-TS packets
-        return "video"
-    if any(data[off:off + len(magic)] == magic for off, magic in _VIDEO_MAGIC):
-        return "video"
-    raise UnsupportedMedia(f"{label}: not an image or video facecast can read (JPEG, PNG, WebP, BMP, TIFF, "
-                           "MP4, MOV, WebM, MKV, AVI, GIF); the content decides, not the file name")
+    if sniffed.kind == "audio":
+        raise UnsupportedMedia(f"{label}: not an image or video: it is {sniffed.what}")
+    raise not_media(label, sniffed.what, "an image or video (JPEG, PNG, WebP, BMP, TIFF, MP4, MOV, WebM, "
+                    "MKV, AVI, GIF; the content decides, not the file name)")
 
 
 def _size(n: int) -> str:

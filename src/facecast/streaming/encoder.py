@@ -14,11 +14,12 @@ import av
 import numpy as np
 
 from facecast.media import fmp4
+from facecast.media.probe import AAC_SAMPLE_RATES
 from facecast.media.writer import bgr_to_video_frame
 
 AAC_FRAME = 1024  # samples per AAC frame
 AAC_BITRATE = 64_000  # bit/s, mono speech
-AAC_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)  # Hz, what fmp4 takes
+AAC_RATES = tuple(sorted(r for r in AAC_SAMPLE_RATES if 8000 <= r <= 48000))  # Hz, what fmp4 takes
 VIDEO_TICKS_PER_FRAME = 1000  # video timescale = fps * this
 
 

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from facecast.errors import CorruptMedia, UnsupportedMedia
-from facecast.media.reader import IMAGE_MAGIC
+from facecast.media.probe import sniff
 from facecast.video.stream import count_frames, frames, probe
 
 MATTE_FEATHER_PX = 1.5  # Gaussian sigma softening the matte edge
@@ -77,7 +77,7 @@ def _is_image(path: Path) -> bool:
     if not path.is_file():
         raise UnsupportedMedia(f"{path}: no such background file")
     with path.open("rb") as fh:
-        return fh.read(16).startswith(IMAGE_MAGIC)
+        return sniff(fh.read(256)).kind == "image"
 
 
 def _read_image(path: Path) -> np.ndarray:

@@ -176,10 +176,9 @@ def _landmark_motion(avatar, count: int, fps: float) -> np.ndarray:
 
 
 def _is_still(path: Path) -> bool:
-    from facecast.media.reader import IMAGE_MAGIC
+    from facecast.media.probe import probe as probe_media
 
-    with path.open("rb") as fh:
-        return fh.read(16).startswith(IMAGE_MAGIC)
+    return probe_media(path, wanted="an image or video").kind == "image"
 
 
 def _frame_count(path: Path, info) -> int:

@@ -42,7 +42,7 @@ def probe(path: str | Path, *, max_long_side: int = MAX_LONG_SIDE) -> VideoInfo:
     (no frame decodes), naming the file.
     """
     path = Path(path)
-    info = probe_media(path)
+    info = probe_media(path, wanted="a video")
     if info.kind == "image":
         raise UnsupportedMedia(f"{path}: is a still image; this command needs a video (MP4, MOV, WebM, ...)")
     if info.kind != "video":
