@@ -51,7 +51,7 @@ def write_video(path: Path, frames: list[np.ndarray], times_s: list[float], *, r
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=25)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        stream.time_base = time_base
+        stream.time_base = stream.codec_context.time_base = time_base
         stream.options = {"preset": "ultrafast", "crf": "18"}
         if rotation:
             stream.set_display_rotation(rotation)

@@ -38,6 +38,8 @@ def load_audio(source: str | Path | bytes, *, name: str | None = None) -> Audio:
     except av.error.FFmpegError as exc:
         raise _unreadable(label, head, exc) from None
     with container:
+        if not container.streams.audio:
+            raise _no_audio(label, head)
         planes, rate = _decode_first_audio_stream(container, label)
     return _finish(planes, rate, label)
 
@@ -74,10 +76,16 @@ def _unreadable(label: str, head: bytes, exc: Exception) -> Exception:
     return CorruptMedia(f"{label}: looks like {sniffed.what} but cannot be decoded ({reason})")
 
 
+def _no_audio(label: str, head: bytes) -> Exception:
+    """The error for a file FFmpeg opened but that has no audio stream."""
+    sniffed = sniff(head)
+    if sniffed.kind is None:  # FFmpeg "opens" text as ANSI art: say what it is instead
+        return not_media(label, sniffed.what, "an audio or video file")
+    return UnsupportedMedia(f"{label}: contains no audio stream")
+
+
 def _decode_first_audio_stream(container, label: str) -> tuple[np.ndarray, int]:
     """Decode the first audio stream to (C, N) float32 planes plus its sample rate in Hz."""
-    if not container.streams.audio:
-        raise UnsupportedMedia(f"{label}: contains no audio stream")
     stream = container.streams.audio[0]
     chunks: list[np.ndarray] = []
     rate = stream.codec_context.sample_rate or 0

@@ -57,7 +57,8 @@ def track_faces(frames: np.ndarray, path: Path, settings: PrepareSettings,
     found: list[np.ndarray | None] = []
     with FaceMesher(static=n == 1, min_confidence=settings.min_detection_confidence) as mesher:
         for i, frame in enumerate(frames):
-            found.append(mesher.landmarks(frame))
+            repeated = i > 0 and np.array_equal(frame, frames[i - 1])  # a slow part of a variable-rate clip
+            found.append(found[-1] if repeated else mesher.landmarks(frame))
             if progress:
                 progress(i + 1, n)
     hits = [i for i, pts in enumerate(found) if pts is not None]

@@ -345,11 +345,17 @@ def _timing(stream, size, rotation, times: np.ndarray, last: float) -> VideoStre
     times = times - times[0]
     steps = np.diff(times)
     typical = float(np.median(steps))
-    duration = float(times[-1] + (last if last > 0 else typical))
     variable = bool(np.any(np.abs(steps - typical) > VFR_TOLERANCE * typical))
-    average = len(times) / duration if variable else 1.0 / typical
-    if not variable and stream.average_rate and abs(float(stream.average_rate) * typical - 1.0) < 0.01:
-        average = float(stream.average_rate)  # the exact rational rate (29.97 stays 30000/1001)
+    if variable:
+        duration = float(times[-1] + (last if last > 0 else typical))
+        average = len(times) / duration
+    else:  # constant rate: the mean step (timestamps may be rounded to the time base)
+        average = (len(times) - 1) / float(times[-1])
+        for rate in (stream.base_rate, stream.average_rate, stream.guessed_rate):
+            if rate and abs(float(rate) / average - 1.0) < 0.003:
+                average = float(rate)  # the container's exact rational rate (29.97 = 30000/1001)
+                break
+        duration = len(times) / average
     return VideoStreamInfo(stream.codec_context.name, size, rotation, times, duration, average, variable)
 
 
