@@ -91,14 +91,15 @@ class ImageInfo:
 
 @dataclass(frozen=True)
 class VideoStreamInfo:
-    """The first video stream.
+    """The first video stream (not counting cover art).
 
-    codec: decoder name; size: (width, height) px as stored; rotation: degrees (0, 90, 180, 270)
+    index: the stream's index in the container; codec: decoder name; size: (width, height) px as stored; rotation: degrees (0, 90, 180, 270)
     to turn the stored picture counter-clockwise for display (the display matrix);
     frame_times: (N,) float64 s, presentation time of each frame from the first, display order;
     duration: s (last frame's end); average_fps: N / duration; variable_rate: frame intervals vary.
     """
 
+    index: int
     codec: str
     size: tuple[int, int]
     rotation: int
@@ -168,7 +169,7 @@ def sniff(head: bytes) -> Sniffed:
     if head[:1] == b"\x47" and len(head) > 188 and head[188:189] == b"\x47":
         return Sniffed("media", "mpegts", _phrase("media", "mpegts"))
     if len(head) >= 2 and head[0] == 0xFF and (head[1] & 0xE0) == 0xE0:  # MPEG audio / ADTS sync
-        return Sniffed("audio", "mp3", _phrase("audio", "mpeg audio"))
+        return Sniffed("audio", "mp3", _phrase("audio", "mp3"))
     return Sniffed(None, None, describe(head))
 
 
@@ -191,9 +192,17 @@ def describe(head: bytes) -> str:
     return "unknown binary data"
 
 
+_NAMES = {  # format -> how messages name it, with its article
+    "jpeg": "a JPEG", "png": "a PNG", "bmp": "a BMP", "tiff": "a TIFF", "webp": "a WebP", "gif": "a GIF",
+    "mp4": "an MP4/MOV", "matroska": "a Matroska/WebM", "ogg": "an Ogg", "flv": "an FLV", "mpeg": "an MPEG",
+    "mpegvideo": "an MPEG", "mpegts": "an MPEG-TS", "asf": "an ASF/WMV", "avi": "an AVI", "wav": "a WAV",
+    "mp3": "an MP3", "flac": "a FLAC", "aiff": "an AIFF", "amr": "an AMR", "ape": "an APE", "wavpack": "a WavPack",
+}
+
+
 def _phrase(kind: str, fmt: str) -> str:
     noun = {"image": "image", "video": "video", "audio": "audio file", "media": "file"}[kind]
-    return f"a {fmt.upper()} {noun}"
+    return f"{_NAMES.get(fmt, 'a ' + fmt.upper())} {noun}"
 
 
 def probe(source: str | Path | bytes, *, label: str | None = None,
@@ -280,7 +289,7 @@ def _probe_av(data, path, label: str, sniffed: Sniffed, wanted: str) -> MediaInf
         reason = getattr(exc, "strerror", None) or str(exc)
         raise CorruptMedia(f"{label}: looks like {sniffed.what} but cannot be decoded ({reason})") from None
     with container:
-        fmt = container.format.name.split(",")[0]
+        fmt = sniffed.format or container.format.name.split(",")[0]
         video = [s for s in container.streams.video if not _is_cover_art(s)]
         if sniffed.kind is None and (not container.streams.audio or video) and \
                 not any(n in VIDEO_DEMUXERS for n in container.format.name.split(",")):
@@ -341,7 +350,8 @@ def _timing(stream, size, rotation, times: np.ndarray, last: float) -> VideoStre
     if len(times) < 2 or len(np.unique(times)) < len(times):  # no usable timestamps: nominal rate
         count = max(1, len(times) or int(stream.frames or 0) or 1)
         times = np.arange(count) / nominal
-        return VideoStreamInfo(stream.codec_context.name, size, rotation, times, count / nominal, nominal, False)
+        return VideoStreamInfo(stream.index, stream.codec_context.name, size, rotation, times, count / nominal,
+                               nominal, False)
     times = times - times[0]
     steps = np.diff(times)
     typical = float(np.median(steps))
@@ -356,7 +366,8 @@ def _timing(stream, size, rotation, times: np.ndarray, last: float) -> VideoStre
                 average = float(rate)  # the container's exact rational rate (29.97 = 30000/1001)
                 break
         duration = len(times) / average
-    return VideoStreamInfo(stream.codec_context.name, size, rotation, times, duration, average, variable)
+    return VideoStreamInfo(stream.index, stream.codec_context.name, size, rotation, times, duration, average,
+                           variable)
 
 
 def grid_indices(times: np.ndarray, fps: float, count: int) -> np.ndarray:

@@ -137,7 +137,7 @@ def video_frames(path: Path, video: VideoStreamInfo, size: tuple[int, int], *, f
     fps, count = video.grid_fps, video.grid_count
     next_slot, pending, shown, start = 0, None, False, None
     with open_container(path) as container:
-        stream = container.streams.video[0]
+        stream = container.streams[video.index]
         if threads:
             stream.thread_type = "AUTO"
         try:
