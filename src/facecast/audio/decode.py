@@ -113,14 +113,18 @@ def _decode_first_audio_stream(container, label: str) -> tuple[np.ndarray, int]:
 
 
 def _frame_planes(frame) -> np.ndarray:
-    """One decoded AudioFrame (any sample format/layout) -> (C, n) float32."""
+    """One decoded AudioFrame (any sample format/layout) -> (C, n) float32: its channels when
+    one or two, else (1, n), their mean."""
     data = frame.to_ndarray()
     channels = len(frame.layout.channels)
     if frame.format.is_planar:
         planes = data.reshape(channels, -1)
     else:
         planes = data.reshape(-1, channels).T
-    return _to_float(planes, frame.format.name).astype(np.float32, copy=False)
+    planes = _to_float(planes, frame.format.name)
+    if channels > KEPT_CHANNELS:
+        return planes.mean(axis=0, keepdims=True, dtype=np.float64).astype(np.float32)
+    return planes.astype(np.float32, copy=False)
 
 
 def _to_float(planes: np.ndarray, fmt: str) -> np.ndarray:

@@ -17,7 +17,8 @@ from facecast.media.probe import ImageInfo, VideoStreamInfo, open_container, pro
 
 @dataclass(frozen=True)
 class DecodedVisual:
-    """frames: (F, H, W, 3) uint8 BGR; fps 0.0 for a still image."""
+    """frames: (F, H, W, 3) uint8 BGR, upright; fps 0.0 for a still image, else the rate of the
+    constant grid the video's frames lie on (frame i shown from i / fps s)."""
 
     frames: np.ndarray
     fps: float
@@ -69,7 +70,11 @@ def read_image(data: bytes, label: str, info: ImageInfo | None = None) -> np.nda
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise CorruptMedia(f"{label}: looks like an image but cannot be decoded (corrupt or truncated)")
-    orientation = (info or probe(data, label=label).image).orientation
+    if info is None:
+        info = probe(data, label=label, wanted="an image").image
+        if info is None:
+            raise UnsupportedMedia(f"{label}: not an image")
+    orientation = info.orientation
     return np.ascontiguousarray(orient(_to_bgr(img), orientation))
 
 
