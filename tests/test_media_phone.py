@@ -4,8 +4,6 @@ timestamp (source_index, video stabilize keeps the clip's duration). Media made 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest

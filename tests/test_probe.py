@@ -4,10 +4,7 @@ called."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import av
-import cv2
 import numpy as np
 import pytest
 
@@ -184,9 +181,3 @@ def test_one_aac_rate_table():
     assert fmp4.AudioTrack(44100).audio_specific_config() == bytes([0x12, 0x08])
     assert not hasattr(writer, "AAC_RATES")
 
-
-def test_video_rotation_survives_a_png_frame_check(tmp_path):
-    """cv2 sees the stored frame; the probe reports the shown size."""
-    path = write_video(tmp_path / "r.mp4", [marker_image(64, 48)] * 2, [0, 0.04], rotation=90)
-    assert probe(path).video.display_size == (48, 64)
-    assert cv2.imencode(".png", read_visual(path).frames[0])[0]
