@@ -14,6 +14,7 @@ order, read from the packets without decoding. Readers put frames on a constant 
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -264,10 +265,15 @@ def _probe_image(data, path, head: bytes, label: str, sniffed: Sniffed) -> Image
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data) if data is not None else path) as img:
+        with warnings.catch_warnings():  # only the header is read: a huge picture is no danger here
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data) if data is not None else path)
+        with img:
             orientation = int(img.getexif().get(0x0112, 1) or 1)
             depth = head[24] if sniffed.format == "png" and head[12:16] == b"IHDR" else _bit_depth(img)
             return ImageInfo(sniffed.format, img.size, int(depth), orientation if 1 <= orientation <= 8 else 1)
+    except Image.DecompressionBombError as exc:
+        raise UnsupportedMedia(f"{label}: the image is too large to read ({exc})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CorruptMedia(f"{label}: looks like {sniffed.what} but cannot be decoded "
                            f"(corrupt or truncated: {exc})") from None
