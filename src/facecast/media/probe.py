@@ -1,14 +1,16 @@
 """What a media file is, decided by its content: kind (image, video, audio), streams, orientation,
 frame timing and duration. Every reader asks this module; nothing else sniffs bytes.
 
-    sniff(head)                    -> Sniffed(kind, format, what)   leading bytes only, no decoding
-    probe(path_or_bytes)           -> MediaInfo                    opens the file (PIL / PyAV)
-    describe(head)                 -> "looks like text", ...       for "not an image or video" messages
-    aac_rate(rate)                 -> nearest AAC sample rate (Hz), from the one table AAC_SAMPLE_RATES
+    sniff(head)            -> Sniffed(kind, format, what)  leading bytes only, no decoding
+    probe(path_or_bytes)   -> MediaInfo                    opens the file (PIL header / PyAV)
+    describe(head)         -> "text", "a PDF document", ... what non-media bytes look like
+    not_media(label, what) -> UnsupportedMedia             "<label>: not an image or video: looks like text"
+    aac_rate(rate)         -> nearest AAC sample rate (Hz), from the one table AAC_SAMPLE_RATES
 
 Timing: a video's `frame_times` are the presentation times (s, from 0) of its frames in display
-order, read from the packets without decoding. Readers put frames on a constant grid of
-`VideoStreamInfo.grid_fps` with `grid_indices`, so a variable-frame-rate clip keeps its timing.
+order, read from the packets without decoding. Readers (media.reader.video_frames) put frames on
+a constant grid of `VideoStreamInfo.grid_fps`, each from its own time on, so a
+variable-frame-rate clip keeps its timing.
 """
 
 from __future__ import annotations
@@ -94,8 +96,9 @@ class ImageInfo:
 class VideoStreamInfo:
     """The first video stream (not counting cover art).
 
-    index: the stream's index in the container; codec: decoder name; size: (width, height) px as stored; rotation: degrees (0, 90, 180, 270)
-    to turn the stored picture counter-clockwise for display (the display matrix);
+    index: the stream's index in the container; codec: decoder name; size: (width, height) px
+    as stored; rotation: degrees (0, 90, 180, 270) to turn the stored picture counter-clockwise
+    for display (the display matrix's rotation; a phone's portrait clip has 270);
     frame_times: (N,) float64 s, presentation time of each frame from the first, display order;
     duration: s (last frame's end); average_fps: N / duration; variable_rate: frame intervals vary.
     """
@@ -375,12 +378,3 @@ def _timing(stream, size, rotation, times: np.ndarray, last: float) -> VideoStre
     return VideoStreamInfo(stream.index, stream.codec_context.name, size, rotation, times, duration, average,
                            variable)
 
-
-def grid_indices(times: np.ndarray, fps: float, count: int) -> np.ndarray:
-    """Which frame each slot of a constant `fps` grid shows: frame i is shown from its time on.
-
-    times: (N,) float64 s, increasing; returns (count,) int64 indices into times.
-    A constant-rate clip maps slot k to frame k.
-    """
-    slots = np.round(np.asarray(times) * fps).astype(np.int64)
-    return np.clip(np.searchsorted(slots, np.arange(count), side="right") - 1, 0, len(times) - 1)
