@@ -341,7 +341,7 @@ def _video_info(container, stream, label: str) -> VideoStreamInfo:
     if first is None:
         reason = f" ({error.strerror or error})" if error is not None else ""
         raise CorruptMedia(f"{label}: the video stream holds no decodable frame{reason}")
-    rotation = int(round((first.rotation or 0) / 90.0)) % 4 * 90
+    rotation = int(round((getattr(first, "rotation", 0) or 0) / 90.0)) % 4 * 90  # older PyAV: no rotation
     times = np.sort(np.asarray(pts, np.float64)) * float(stream.time_base or 0)
     return _timing(stream, (first.width, first.height), rotation, times, last)
 
