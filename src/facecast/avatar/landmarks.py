@@ -66,13 +66,19 @@ class FaceMesher:
         rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         if self._mesh is None:
             self._mesh = self._build(rgb)
-        pts = self._mesh_of(rgb)
-        if pts is not None:
-            return self._remember(pts)
-        box = self.detect(frame, rgb)
-        if box is None:
-            return None
-        pts = self._mesh_in_box(rgb, box)
+        meshes = self._meshes(rgb)
+        if self._face is not None and self._previous is None:  # by index: count the detector's faces
+            box = self.detect(frame, rgb)
+            if box is None:
+                return None
+            centre = 0.5 * (box[:2] + box[2:])
+            inside = [m for m in meshes if _contains(box_of(m), centre)]
+            pts = inside[0] if inside else self._mesh_in_box(rgb, box)
+        elif meshes:
+            pts = meshes[self._pick([box_of(m) for m in meshes])]
+        else:
+            box = self.detect(frame, rgb)
+            pts = None if box is None else self._mesh_in_box(rgb, box)
         return None if pts is None else self._remember(pts)
 
     def detect(self, frame: np.ndarray, rgb: np.ndarray | None = None) -> np.ndarray | None:
@@ -112,43 +118,34 @@ class FaceMesher:
             settle(mesh)
         return mesh
 
-    def _pick(self, boxes: list[np.ndarray], strict: bool = False) -> int | None:
-        """Index of the chosen face among `boxes` ((4,) px each); None when `face` asks for more faces
-        than there are (NoFaceFound when strict)."""
+    def _pick(self, boxes: list[np.ndarray], strict: bool = False) -> int:
+        """Index of the chosen face among `boxes` ((4,) px each, not empty): the one nearest the face
+        chosen before (video), else the largest, or with `strict` the `face`-th from the left
+        (NoFaceFound when there are fewer)."""
         centres = [0.5 * (b[:2] + b[2:]) for b in boxes]
         if self._previous is not None:  # a video: follow the face chosen before
             return int(np.argmin([np.linalg.norm(c - self._previous) for c in centres]))
-        if self._face is None:
+        if self._face is None or not strict:
             return int(np.argmax([_area(b) for b in boxes]))
-        order = np.argsort([c[0] for c in centres], kind="stable")
         if self._face >= len(boxes):
             from facecast.errors import NoFaceFound
 
-            if not strict:
-                return None
-
             raise NoFaceFound(f"--face {self._face}: only {len(boxes)} face(s) found (indices 0.."
                               f"{len(boxes) - 1}, from the left)")
-        return int(order[self._face])
+        return int(np.argsort([c[0] for c in centres], kind="stable")[self._face])
 
     def _remember(self, pts: np.ndarray) -> np.ndarray:
         if not self._static:
             self._previous = 0.5 * (pts[:, :2].min(0) + pts[:, :2].max(0))
         return pts
 
-    def _mesh_of(self, rgb: np.ndarray, choose: bool = True) -> np.ndarray | None:
-        """The chosen face's mesh in `rgb` (choose=False: the largest, for a crop around one face)."""
+    def _meshes(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """Every face mesh the face-mesh graph finds in `rgb`: (478, 3) float32 px each."""
         with quiet_native_stderr():
             result = self._mesh.process(rgb)
-        if not result.multi_face_landmarks:
-            return None
         h, w = rgb.shape[:2]
-        meshes = [np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], dtype=np.float32)
-                  for face in result.multi_face_landmarks]
-        if not choose:
-            return max(meshes, key=lambda m: _area(box_of(m)))
-        pick = self._pick([box_of(m) for m in meshes])
-        return None if pick is None else meshes[pick]
+        return [np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], dtype=np.float32)
+                for face in result.multi_face_landmarks or []]
 
     def _mesh_in_box(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
         """Run the mesh on a square crop 2.2x the box, padded where it leaves the frame."""
@@ -160,9 +157,10 @@ class FaceMesher:
         scale = 256.0 / side if side < 256 else 1.0
         if scale != 1.0:
             crop = cv2.resize(crop, (256, 256), interpolation=cv2.INTER_CUBIC)
-        pts = self._mesh_of(crop, choose=False)
-        if pts is None:
+        meshes = self._meshes(crop)
+        if not meshes:
             return None
+        pts = max(meshes, key=lambda m: _area(box_of(m)))  # the face the crop is centred on
         pts /= scale
         pts[:, 0] += x0
         pts[:, 1] += y0
@@ -177,9 +175,8 @@ def quiet_native_stderr():
 
     try:
         fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        yield
-        return
+    except (AttributeError, OSError, ValueError):  # sys.stderr replaced (captured): native code still writes to 2
+        fd = 2
     sys.stderr.flush()
     saved = os.dup(fd)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -206,6 +203,10 @@ def box_of(landmarks: np.ndarray) -> np.ndarray:
     """Bounding box (4,) float32 of a mesh (478, 2+)."""
     xy = landmarks[:, :2]
     return np.concatenate([xy.min(0), xy.max(0)]).astype(np.float32)
+
+
+def _contains(box: np.ndarray, point: np.ndarray) -> bool:
+    return bool(box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3])
 
 
 def _area(box: np.ndarray) -> float:
