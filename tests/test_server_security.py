@@ -138,3 +138,25 @@ def test_bad_tokens_are_refused(tmp_path, value, match):
 
     with pytest.raises(InvalidArgument, match=match):
         ServerSettings(token=value, data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("page, assets", [
+    ("/docs", ["swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"]),
+    ("/redoc", ["redoc.standalone.js", "favicon.png"]),
+])
+def test_docs_pages_load_their_assets_from_this_server(tmp_path, page, assets):
+    """An offline machine showed blank /docs and /redoc pages: their scripts came from a public CDN."""
+    import re
+
+    client = app_client(tmp_path, TOKEN)
+    html = client.get(page, params={"token": TOKEN})
+    assert html.status_code == 200
+    external = re.findall(r"""(?:src|href)=["']?(https?://[^"' >]+)""", html.text)
+    assert external == [], external
+    for name in assets:
+        assert f"/docs/assets/{name}" in html.text
+        response = client.get(f"/docs/assets/{name}")  # the cookie the page got authenticates it
+        assert response.status_code == 200 and len(response.content) > 1000, name
+    assert client.get("/docs/assets/../settings.py").status_code == 404
+    assert TestClient(create_app(ServerSettings(token=TOKEN, data_dir=tmp_path, warmup=False))).get(
+        "/docs/assets/swagger-ui.css").status_code == 401  # assets need the token like everything else
