@@ -199,22 +199,26 @@ def _run_prepare(args) -> int:
 
 
 def _run_render(args) -> int:
-    from facecast.engine import speech_from_file, speech_from_text
-
+    from facecast.audio.tts import check_text
     from facecast.avatar.resolve import avatar_file
+    from facecast.engine import speech_from_file, speech_from_text
 
     source = avatar_file(args.avatar)  # None: a prepared avatar's id
     _check_output(args.output, [("--avatar", source), ("--audio", args.audio), ("--plate", args.plate)])
+    if args.text is not None:
+        check_text(args.text)  # the server's rules and limit (MAX_TEXT_CHARS)
     speech = speech_from_text(args.text, args.voice) if args.text is not None else speech_from_file(args.audio)
     return _render(args, source if source is not None else args.avatar, speech)
 
 
 def _run_demo(args) -> int:
+    from facecast.audio.tts import check_text
     from facecast.demo import demo_portrait
     from facecast.engine import speech_from_text
 
     portrait = demo_portrait()
     _check_output(args.output, [("(the demo portrait)", portrait)])
+    check_text(args.text)
     return _render(args, portrait, speech_from_text(args.text, args.voice))
 
 

@@ -79,12 +79,13 @@ _engine: _Espeak | None = None
 def synthesize(text: str, voice: str = "en", rate_wpm: int = 165) -> Speech:
     """Speak `text` with an espeak-ng voice ("en", "de", "fr", "en-us", "en+f3", ...).
 
-    text: plain text, or SSML when it starts with <speak> (see `check_text`).
+    text: plain text, or SSML when it starts with <speak> (see `check_text`; the length limit is the
+        caller's: the CLI and the server call check_text with theirs first).
     rate_wpm: speaking rate in words per minute, 80..450.
     Returns Speech: audio (N,) float32 at espeak's rate (22050 Hz) and phonemes with times in s.
     Raises InvalidArgument (see `check_text`) and EmptyAudio when nothing in the text is speakable.
     """
-    ssml = check_text(text)
+    ssml = check_text(text, max_chars=None)
     if not isinstance(rate_wpm, int) or not RATE_WPM_MIN <= rate_wpm <= RATE_WPM_MAX:
         raise InvalidArgument(f"rate_wpm: must be {RATE_WPM_MIN}..{RATE_WPM_MAX}, got {rate_wpm!r}")
     with _LOCK:
@@ -98,17 +99,17 @@ def synthesize(text: str, voice: str = "en", rate_wpm: int = 165) -> Speech:
     return Speech(audio=audio, phonemes=_timed_phonemes(marks, audio.duration))
 
 
-def check_text(text: str, max_chars: int = MAX_TEXT_CHARS) -> bool:
+def check_text(text: str, max_chars: int | None = MAX_TEXT_CHARS) -> bool:
     """The text rules of the CLI and the server, checked before synthesis. Returns whether `text` is SSML.
 
-    Plain text: not empty or only spaces, at most `max_chars` characters, no markup tags. SSML (text
+    Plain text: not empty or only spaces, at most `max_chars` characters (None: no limit), no markup tags. SSML (text
     that starts with <speak>, after spaces): well-formed XML in espeak-ng's SSML subset; <break
     time="500ms"/> or time="2s" gives that much silence (at most MAX_BREAK_S each).
     Raises InvalidArgument naming the problem.
     """
     if not isinstance(text, str) or not text.strip():
         raise InvalidArgument(f"text: nothing to say (the text is empty or only spaces), got {text!r}")
-    if len(text) > max_chars:
+    if max_chars is not None and len(text) > max_chars:
         raise InvalidArgument(f"text: {len(text)} characters, at most {max_chars} are spoken at once; "
                               "split it into shorter parts")
     if "\0" in text:
