@@ -362,3 +362,18 @@ def test_first_preparation_writes_nothing_to_stderr(tmp_path):
                                 capture_output=True, text=True, timeout=120, env=env)
         assert result.returncode == 0, result.stderr
         assert result.stderr == "", result.stderr
+
+
+@pytest.mark.parametrize("args, option", [
+    (["stabilize", "{clip}", "-o", "{out}", "--window", "0"], "--window"),
+    (["composite", "{clip}", "-b", "{bg}", "-o", "{out}", "--max-segment-seconds", "0"], "--max-segment-seconds"),
+    (["segments", "{clip}", "-o", "{out}", "--overlap", "-1"], "--overlap"),
+    (["plate", "{clip}", "-o", "{png}", "--samples", "zero"], "--samples"),
+    (["footlock", "{clip}", "-o", "{out}", "--blend", "2"], "--blend"),
+])
+def test_bad_video_tool_numbers_are_one_line_before_any_work(tmp_path, media, capsys, args, option):
+    paths = {"clip": media["mp4"], "bg": media["png"], "out": tmp_path / "out.mp4", "png": tmp_path / "out.png"}
+    status, _, err = cli(capsys, "video", *[a.format(**paths) for a in args])
+    line = one_line_error(err)
+    assert status == 1 and option in line, line
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.png").exists()
