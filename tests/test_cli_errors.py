@@ -92,6 +92,7 @@ def _same_file_cases(d: dict[str, Path], tmp: Path) -> list[tuple[str, list, str
     hard = tmp / "hard.wav"
     os.link(d["wav"], hard)
     variant = tmp / "sub" / ".." / d["mp4"].name
+    (tmp / "path.json").write_text("{}")
     png_link = tmp / "clip-link.png"
     png_link.symlink_to(d["mp4"])
     (tmp / "sub").mkdir()
@@ -377,3 +378,21 @@ def test_bad_video_tool_numbers_are_one_line_before_any_work(tmp_path, media, ca
     line = one_line_error(err)
     assert status == 1 and option in line, line
     assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.png").exists()
+
+
+def test_input_folders_are_called_folders(tmp_path, media, capsys):
+    folder = tmp_path / "some_folder"
+    folder.mkdir()
+    out = tmp_path / "out.mp4"
+    cases = [
+        (["render", "-a", media["jpg"], "--audio", folder, "-o", out], "--audio"),
+        (["render", "-a", media["jpg"], "--audio", media["wav"], "--plate", folder, "-o", out], "--plate"),
+        (["animate", "-a", media["jpg"], "--driver", folder, "-o", out], "--driver"),
+        (["video", "stabilize", folder, "-o", out], "source"),
+        (["video", "composite", media["mp4"], "-b", folder, "-o", out], "--background"),
+    ]
+    for args, option in cases:
+        status, _, err = cli(capsys, *args)
+        line = one_line_error(err)
+        assert status == 1 and f"{option} '{folder}' is a folder" in line, line
+        assert not out.exists()

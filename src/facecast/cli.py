@@ -202,9 +202,11 @@ def _run_render(args) -> int:
     from facecast.audio.tts import check_text
     from facecast.avatar.resolve import avatar_file
     from facecast.engine import speech_from_file, speech_from_text
+    from facecast.outputs import check_inputs
 
     source = avatar_file(args.avatar)  # None: a prepared avatar's id
     _check_output(args.output, [("--avatar", source), ("--audio", args.audio), ("--plate", args.plate)])
+    check_inputs([("--audio", args.audio), ("--plate", args.plate)])
     if args.text is not None:
         check_text(args.text)  # the server's rules and limit (MAX_TEXT_CHARS)
     speech = speech_from_text(args.text, args.voice) if args.text is not None else speech_from_file(args.audio)

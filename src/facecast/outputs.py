@@ -1,4 +1,5 @@
-"""Output paths of the commands that write files, checked before any work starts.
+"""The file paths a command names, checked before any work starts: inputs are files (a folder or a
+missing name is said as such), outputs are writable and never one of the inputs.
 
 One check for every command (render, demo, animate, every `facecast video ...` tool): a known suffix,
 an existing writable folder, not a folder itself, and never one of the command's own inputs, whichever
@@ -43,6 +44,26 @@ def check_output(path: str | Path, suffixes: tuple[str, ...] = (".mp4",), option
         raise InvalidArgument(f"{option} {str(path)!r}: {str(folder)!r} is not a folder")
     _check_writable(folder, path, option)
     return path
+
+
+def check_inputs(inputs: Inputs) -> None:
+    """Each (option, path) names an existing file, not a folder (None entries are skipped).
+
+    Raises InvalidArgument for a folder or something that is not a regular file, NotFound for a
+    missing path, naming the option and the path.
+    """
+    from facecast.errors import NotFound
+
+    for option, given in inputs:
+        if given is None:
+            continue
+        path = Path(given)
+        if path.is_dir():
+            raise InvalidArgument(f"{option} {str(given)!r} is a folder; give a file")
+        if not path.exists():
+            raise NotFound(f"{option} {str(given)!r}: no such file")
+        if not path.is_file():
+            raise InvalidArgument(f"{option} {str(given)!r} is not a regular file")
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:

@@ -40,8 +40,10 @@ def _segment_args(args) -> dict:
 
 def _check_io(args, *inputs: tuple[str, Path | None], suffixes: tuple[str, ...] = (".mp4",)) -> None:
     """The output must be none of the command's inputs (source first, then `inputs`): facecast.outputs."""
+    from facecast.outputs import check_inputs
     from facecast.video.output import check_output
 
+    check_inputs([("source", args.source), *inputs])
     check_output(args.output, suffixes, "--output", [("source", args.source), *inputs])
 
 
