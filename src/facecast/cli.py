@@ -57,7 +57,7 @@ def _arg_type(check, convert, name: str):
             value = text
         try:
             return check(value)
-        except InvalidArgument as exc:  # "--fps '29.97': give ..." -> "'29.97': give ..." after argparse's "argument --fps: "
+        except InvalidArgument as exc:  # "--fps '29.97': give ..." -> "argument --fps: '29.97': give ..."
             raise argparse.ArgumentTypeError(f"{text!r}: {str(exc).split(': ', 1)[-1]}") from None
 
     parse.__name__ = name
