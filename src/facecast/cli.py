@@ -227,7 +227,7 @@ def _run_demo(args) -> int:
 def _render(args, avatar_ref: Path | str, speech) -> int:
     """Render `speech` on the avatar `avatar_ref` (a file, or a prepared avatar's id) to args.output,
     whose path the caller has checked."""
-    from facecast.avatar.resolve import resolve_avatar
+    from facecast.avatar.resolve import resolve_avatar, warn_long_video
     from facecast.engine import render_to_file
     from facecast.lipsync.base import get_backend
 
@@ -243,6 +243,12 @@ def _render(args, avatar_ref: Path | str, speech) -> int:
     if video and not is_file and (video.options.stabilize or video.options.footlock):
         raise InvalidArgument(f"--avatar {avatar_ref!r} is a prepared avatar's id; --stabilize and --footlock "
                               "need the video file")
+    if video and not is_file and video.options.plate is not None:
+        from facecast.video.composite import Background
+
+        Background(video.options.plate, (16, 16))  # a bad background fails before rendering (as in video.source)
+    if video and is_file and video.options.stabilize:  # the stabilised copy is already cut: warn about the source
+        warn_long_video(avatar_ref, prepare_settings.max_video_seconds)
     start = time.perf_counter()
     with _progress("preparing", args.quiet) as progress:
         source = video.source(avatar_ref, progress) if video and is_file else avatar_ref
