@@ -8,6 +8,7 @@ that package at import, never fetched.
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 
 from fastapi import APIRouter, Request
@@ -28,30 +29,39 @@ ASSETS = {  # name -> media type; the only files served (names never become path
 ASSET_PACKAGE = "fastapi_offline"
 
 
-def _asset(name: str) -> bytes:
-    return resources.files(ASSET_PACKAGE).joinpath("static", name).read_bytes()
+def _load_assets() -> dict[str, bytes]:
+    """The asset files, or {} when fastapi-offline is not installed: the pages then fall back to
+    FastAPI's CDN links (as before) and a warning is logged once, rather than the server not starting."""
+    try:
+        folder = resources.files(ASSET_PACKAGE).joinpath("static")
+        return {name: folder.joinpath(name).read_bytes() for name in ASSETS}
+    except (ImportError, OSError):
+        logging.getLogger("facecast.server").warning(
+            "fastapi-offline is not installed: /docs and /redoc load Swagger UI and ReDoc from a CDN "
+            "(pip install fastapi-offline)")
+        return {}
 
 
-FILES = {name: _asset(name) for name in ASSETS}  # read once, at import (about 2.8 MB)
+FILES = _load_assets()  # read once, at import (about 2.8 MB)
 
 
 @router.get("/docs")
 async def swagger_ui(request: Request) -> HTMLResponse:
+    local = {"swagger_js_url": f"{ASSETS_URL}/swagger-ui-bundle.js", "swagger_css_url": f"{ASSETS_URL}/swagger-ui.css",
+             "swagger_favicon_url": f"{ASSETS_URL}/favicon.png"} if FILES else {}
     return get_swagger_ui_html(openapi_url=request.app.openapi_url, title=f"{request.app.title} - Swagger UI",
-                               swagger_js_url=f"{ASSETS_URL}/swagger-ui-bundle.js",
-                               swagger_css_url=f"{ASSETS_URL}/swagger-ui.css",
-                               swagger_favicon_url=f"{ASSETS_URL}/favicon.png")
+                               **local)
 
 
 @router.get("/redoc")
 async def redoc(request: Request) -> HTMLResponse:
-    return get_redoc_html(openapi_url=request.app.openapi_url, title=f"{request.app.title} - ReDoc",
-                          redoc_js_url=f"{ASSETS_URL}/redoc.standalone.js",
-                          redoc_favicon_url=f"{ASSETS_URL}/favicon.png", with_google_fonts=False)
+    local = {"redoc_js_url": f"{ASSETS_URL}/redoc.standalone.js", "redoc_favicon_url": f"{ASSETS_URL}/favicon.png",
+             "with_google_fonts": False} if FILES else {}
+    return get_redoc_html(openapi_url=request.app.openapi_url, title=f"{request.app.title} - ReDoc", **local)
 
 
 @router.get(ASSETS_URL + "/{name}")
 async def asset(name: str) -> Response:
-    if name not in ASSETS:
+    if name not in FILES:
         raise NotFound(f"no documentation asset {name!r}")
     return Response(FILES[name], media_type=ASSETS[name], headers={"Cache-Control": "public, max-age=86400"})
