@@ -267,6 +267,7 @@ def test_avatar_by_id_and_refused_requests(server):
     with Live(server, f"avatar={avatar_id}&mode=absolute") as live:
         ready = live.wait_for("ready")
         assert ready["mode"] == "absolute" and ready["avatar"]["width"] == 512
+        assert ready["avatar"]["id"] == avatar_id, "ready reports the id the client gave, not the cache key"
     with Live(server, "avatar=no-such-avatar") as live:
         err = live.wait_for("error")
         assert err["code"] == "avatar" and "does not exist" in err["message"]

@@ -64,7 +64,7 @@ def test_bad_input_is_reported_and_leaves_no_file(tmp_path, case):
     driver = talking("man_suit_6s.mp4")
     avatar = portrait("man_glasses_01.jpg")
     expected = {"no_face": "no face found", "text": "not a video", "missing": "no such file",
-                "corrupt": "cannot", "bad_output": "use a .mp4 name", "bad_avatar": "neither a prepared avatar"}[case]
+                "corrupt": "cannot", "bad_output": "ending in .mp4", "bad_avatar": "not a prepared avatar id"}[case]
     if case == "no_face":
         driver = tmp_path / "wall.mp4"
         _write_video(driver, np.full((12, 128, 128, 3), 90, np.uint8))

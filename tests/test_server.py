@@ -303,6 +303,8 @@ def test_generate_from_audio(client):
     ({"text": "a"}, {"audio": ("a.wav", b"RIFF0000WAVEfmt garbage")}, 400, "not both"),
     ({"text": "   "}, None, 400, "nothing to say"),
     ({"text": "x" * 6000}, None, 400, "at most"),
+    ({"text": "?!...,;:--"}, None, 400, "nothing speakable in '?!...,;:--'"),  # the CLI's rule and message
+    ({"text": "Hello <b>there</b>"}, None, 400, "markup '<b>'"),
     ({"text": "hi", "voice": "klingon-xx"}, None, 400, "voice"),
     ({}, {"audio": ("a.wav", b"RIFF\x10\x00\x00\x00WAVEfmt " + bytes(200))}, 400, "cannot be decoded"),
     ({}, {"audio": ("a.mp3", b"just some text, not audio" * 20)}, 415, "not an audio"),

@@ -106,3 +106,57 @@ def test_log_redaction_is_installed_once_per_logger():
     install_log_redaction()
     for name in ("uvicorn.access", "uvicorn.error"):
         assert sum(isinstance(f, TokenRedactor) for f in logging.getLogger(name).filters) == 1, name
+
+
+@pytest.mark.parametrize("value", ["", "   ", "\n", " \t\n "])
+def test_an_empty_or_blank_token_refuses_to_start(tmp_path, monkeypatch, value):
+    """Issue 12 item 14: FACECAST_API_TOKEN="" (a failed `$(cat tokenfile)`) used to turn authentication off."""
+    from facecast.cli import main
+    from facecast.errors import InvalidArgument
+
+    monkeypatch.setenv("FACECAST_API_TOKEN", value)
+    with pytest.raises(InvalidArgument, match="FACECAST_API_TOKEN is set but empty"):
+        ServerSettings.from_env(data_dir=tmp_path)
+    with pytest.raises(InvalidArgument, match="empty"):
+        create_app(ServerSettings(token=value, data_dir=tmp_path, warmup=False))
+    assert main(["serve", "--data-dir", str(tmp_path), "--no-warmup", "--port", "1"]) == 1
+
+
+def test_token_is_stripped_once_and_works(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACECAST_API_TOKEN", f"  {TOKEN}\n")
+    settings = ServerSettings.from_env(data_dir=tmp_path, warmup=False)
+    assert settings.token == TOKEN
+    client = TestClient(create_app(settings))
+    assert client.get("/openapi.json", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert client.get("/openapi.json", headers={"Authorization": "Bearer "}).status_code == 401
+    assert client.get("/openapi.json").status_code == 401
+
+
+@pytest.mark.parametrize("value, match", [("short", "at least 8"), ("two words here", "spaces")])
+def test_bad_tokens_are_refused(tmp_path, value, match):
+    from facecast.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match=match):
+        ServerSettings(token=value, data_dir=tmp_path)
+
+
+@pytest.mark.parametrize("page, assets", [
+    ("/docs", ["swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"]),
+    ("/redoc", ["redoc.standalone.js", "favicon.png"]),
+])
+def test_docs_pages_load_their_assets_from_this_server(tmp_path, page, assets):
+    """An offline machine showed blank /docs and /redoc pages: their scripts came from a public CDN."""
+    import re
+
+    client = app_client(tmp_path, TOKEN)
+    html = client.get(page, params={"token": TOKEN})
+    assert html.status_code == 200
+    external = re.findall(r"""(?:src|href)=["']?(https?://[^"' >]+)""", html.text)
+    assert external == [], external
+    for name in assets:
+        assert f"/docs/assets/{name}" in html.text
+        response = client.get(f"/docs/assets/{name}")  # the cookie the page got authenticates it
+        assert response.status_code == 200 and len(response.content) > 1000, name
+    assert client.get("/docs/assets/../settings.py").status_code == 404
+    assert TestClient(create_app(ServerSettings(token=TOKEN, data_dir=tmp_path, warmup=False))).get(
+        "/docs/assets/swagger-ui.css").status_code == 401  # assets need the token like everything else

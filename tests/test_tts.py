@@ -83,3 +83,50 @@ def test_unknown_voice_names_it_with_a_hint():
 def test_rate_out_of_range(rate):
     with pytest.raises(InvalidArgument, match="rate_wpm"):
         synthesize("hello", rate_wpm=rate)
+
+
+@pytest.mark.parametrize("text", ["?!...,;:--", "...", " - ", '<speak><break time="1s"/></speak>'])
+def test_nothing_speakable_is_refused(text):
+    """Issue 12 item 7: punctuation alone used to give a one-frame clip."""
+    from facecast.errors import EmptyAudio
+
+    with pytest.raises(EmptyAudio, match="nothing speakable"):
+        synthesize(text)
+
+
+def test_text_longer_than_the_limit_is_refused():
+    from facecast.audio.tts import MAX_TEXT_CHARS, check_text
+
+    check_text("a" * MAX_TEXT_CHARS)
+    with pytest.raises(InvalidArgument, match=f"{MAX_TEXT_CHARS + 1} characters, at most {MAX_TEXT_CHARS}"):
+        check_text("a" * (MAX_TEXT_CHARS + 1))
+    check_text("a" * 20, max_chars=None)  # synthesize leaves the limit to its callers (CLI, server)
+
+
+def test_ssml_break_is_real_silence():
+    """Issue 12 item 8: <speak>..<break time="2s"/>..</speak> is SSML, not words to read aloud."""
+    plain = synthesize("Hello world")
+    speech = synthesize('<speak>Hello <break time="1500ms"/> world</speak>')
+    names = [p.name for p in speech.phonemes if not p.name.startswith("_")]
+    assert names == [p.name for p in plain.phonemes if not p.name.startswith("_")]  # no "speak", "break", "time"
+    assert plain.audio.duration + 1.2 < speech.audio.duration < plain.audio.duration + 2.0
+    hello_end = next(p.end for p in speech.phonemes if p.name == "'oU")
+    sr = speech.audio.sample_rate
+    gap = speech.audio.samples[int((hello_end + 0.2) * sr): int((hello_end + 1.3) * sr)]
+    assert np.abs(gap).max() < 1e-3, "the break is not silent"
+
+
+@pytest.mark.parametrize("text, match", [
+    ("Hello <b>world</b>", "markup '<b>'"),
+    ("Say <break time='2s'/> this", "markup"),
+    ("<speak>Hello <break time='2s'></speak>", "well-formed"),
+    ("<speak>Hi <break time='forever'/></speak>", "forever"),
+    ("<speak>Hi <break time='600s'/></speak>", "longer than"),
+])
+def test_markup_outside_ssml_or_bad_ssml_is_refused(text, match):
+    with pytest.raises(InvalidArgument, match=match):
+        synthesize(text)
+
+
+def test_comparison_signs_are_not_markup():
+    assert synthesize("one < two and three > two").audio.duration > 1.0

@@ -100,3 +100,33 @@ def test_empty_phonemes_give_a_closed_mouth():
 def test_bad_fps():
     with pytest.raises(InvalidArgument, match="fps"):
         phonemes_to_track([], 10, 0)
+
+
+def _long_speech(n_phonemes: int, step: float = 0.08) -> list[PhonemeEvent]:
+    names = ["h", "@", "l", "'oU", "w", "'3:", "l", "d", "_:"]
+    return [PhonemeEvent(i * step, (i + 1) * step, names[i % len(names)]) for i in range(n_phonemes)]
+
+
+def test_memory_is_linear_in_the_text_length():
+    """Issue 12 item 2: the phoneme -> frame weights were a dense (phonemes x frames) float64 matrix
+    (4000 x 8000 here: 256 MB); a phoneme now weighs only the frames near it."""
+    import tracemalloc
+
+    phonemes = _long_speech(4000)  # 320 s of speech
+    n_frames = int(4000 * 0.08 * FPS)
+    tracemalloc.start()
+    try:
+        track = phonemes_to_track(phonemes, n_frames, FPS)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert track.shape == (n_frames, 3)
+    assert peak < 8 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB for {n_frames} frames"
+
+
+def test_a_phoneme_far_away_does_not_move_the_mouth():
+    """The track near a phoneme depends only on its neighbours, however long the text."""
+    short = _long_speech(50)
+    long = _long_speech(5000)
+    n = int(50 * 0.08 * FPS) - 10  # stop well before the 50th phoneme ends
+    np.testing.assert_allclose(phonemes_to_track(short, n, FPS), phonemes_to_track(long, n, FPS)[:n], atol=1e-6)

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 from facecast import __version__
-from facecast.config import DEFAULT_FPS, PrepareSettings, RenderSettings, cache_dir
-from facecast.errors import FacecastError
+from facecast.config import (DEFAULT_FPS, MAX_FPS, X264_PRESETS, PrepareSettings, RenderSettings, cache_dir,
+                             check_crf, check_fps, check_max_size, check_seed)
+from facecast.errors import FacecastError, InvalidArgument
 
 DEMO_TEXT = ("Hello! I am an avatar rendered by facecast, entirely on this computer, "
              "with no download and no graphics card.")
@@ -39,8 +40,60 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with facecast's rule for bad input: one line naming the problem, exit status 1."""
+
+    def error(self, message: str):
+        self.exit(1, f"{self.prog}: error: {message} (see {self.prog} -h)\n")
+
+
+def _arg_type(check, convert, name: str):
+    """An argparse type: `convert` the text, then `check` it (config's checks); a bad value becomes an
+    argparse error (one line, exit 1) with the check's message."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = text
+        try:
+            return check(value)
+        except InvalidArgument as exc:  # "--fps '29.97': give ..." -> "argument --fps: '29.97': give ..."
+            raise argparse.ArgumentTypeError(f"{text!r}: {str(exc).split(': ', 1)[-1]}") from None
+
+    parse.__name__ = name
+    return parse
+
+
+def _whole(text: str) -> int:
+    return int(text.strip())
+
+
+fps_arg = _arg_type(check_fps, _whole, "fps")
+seed_arg = _arg_type(check_seed, _whole, "seed")
+crf_arg = _arg_type(check_crf, _whole, "crf")
+max_size_arg = _arg_type(check_max_size, _whole, "max_size")
+
+
+def face_arg(text: str) -> int:
+    """--face N: a face index, 0 = the leftmost face."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"--face {text!r}: give a face index 0, 1, 2, ... (0 = the leftmost face)")
+    return value
+
+
+def add_face_argument(p) -> None:
+    """--face: which face of a photo with several (registered by prepare, render and animate)."""
+    p.add_argument("--face", type=face_arg, default=None, metavar="N",
+                   help="which face when the photo shows several: N-th from the left, 0-based "
+                        "(default: the largest face)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="facecast", description="Real-time talking avatars: a portrait photo or video + speech -> lip-synced MP4.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"facecast {__version__}")
@@ -69,9 +122,11 @@ def _add_prepare(sub) -> None:
                        description="Prepare an avatar: face detection and the face mesh on every frame, "
                                    "face boxes smoothed over time, cached by content hash. "
                                    "A second run loads from the cache.")
-    p.add_argument("source", type=Path, help="portrait image (JPEG, PNG, ...) or short video (MP4, ...)")
+    p.add_argument("source", help="portrait image (JPEG, PNG, ...) or short video (MP4, ...; at most 30 s are used)")
     p.add_argument("--force", action="store_true", help="prepare again even if cached")
-    p.add_argument("--max-size", type=int, default=1024, metavar="PX", help="cap of the long side (default 1024)")
+    p.add_argument("--max-size", type=max_size_arg, default=1024, metavar="PX",
+                   help="cap of the long side (default 1024)")
+    add_face_argument(p)
     p.set_defaults(run=_run_prepare)
 
 
@@ -80,12 +135,14 @@ def _add_render(sub) -> None:
                        description="Render a lip-synced MP4 (H.264 + AAC). Speech comes from --audio "
                                    "(WAV, MP3, M4A, OGG, FLAC, or a video's audio track) or from --text, "
                                    "spoken by the built-in offline text-to-speech.")
-    p.add_argument("--avatar", "-a", required=True, type=Path, help="portrait image or video (prepared on first use)")
+    p.add_argument("--avatar", "-a", required=True,
+                   help="portrait image or video (prepared on first use), or a prepared avatar's id")
     speech = p.add_mutually_exclusive_group(required=True)
     speech.add_argument("--audio", type=Path, help="speech audio file")
     speech.add_argument("--text", help="text to speak (offline text-to-speech)")
     p.add_argument("--voice", default="en", help="text-to-speech voice/language, e.g. en, de, fr (default en)")
     p.add_argument("-o", "--output", type=Path, required=True, help="output .mp4 path")
+    add_face_argument(p)
     _add_render_options(p)
     from facecast.video.cli import add_render_arguments
 
@@ -105,11 +162,11 @@ def _add_demo(sub) -> None:
 
 
 def _add_render_options(p) -> None:
-    p.add_argument("--fps", type=int, default=DEFAULT_FPS, help=f"frames per second (default {DEFAULT_FPS})")
+    p.add_argument("--fps", type=fps_arg, default=DEFAULT_FPS,
+                   help=f"frames per second, a whole number 1..{MAX_FPS} (default {DEFAULT_FPS})")
     p.add_argument("--no-idle", action="store_true", help="no blinks or head sway on still portraits")
-    p.add_argument("--seed", type=int, default=0, help="seed of the idle motion (default 0)")
-    p.add_argument("--crf", type=int, default=20, help="H.264 quality, lower is better (default 20)")
-    p.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    p.add_argument("--seed", type=seed_arg, default=0, help="seed of the idle motion, 0..2^32-1 (default 0)")
+    add_encoder_arguments(p)
     p.add_argument("--backend", default="classic", help="lip-sync backend: classic (CPU) or musetalk (GPU)")
     p.add_argument("--model-dir", type=Path, help="model weights directory of a neural backend")
     p.add_argument("--compile", choices=["none", "cudagraph", "reduce-overhead", "max-autotune"],
@@ -118,12 +175,23 @@ def _add_render_options(p) -> None:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
+def add_encoder_arguments(p) -> None:
+    """--crf and --preset (render, demo, animate)."""
+    p.add_argument("--crf", type=crf_arg, default=20, help="H.264 quality 0..51, lower is better (default 20)")
+    p.add_argument("--preset", default="veryfast", choices=X264_PRESETS, metavar="PRESET",
+                   help=f"x264 preset: {', '.join(X264_PRESETS)} (default veryfast)")
+
+
 def _run_prepare(args) -> int:
-    from facecast.avatar.prepare import prepare
+    from facecast.avatar.resolve import avatar_file, resolve_avatar
 
     start = time.perf_counter()
+    settings = PrepareSettings(max_long_side=args.max_size, face=args.face)
+    if avatar_file(args.source, "prepare") is None:
+        raise InvalidArgument(f"prepare {args.source!r}: this is already a prepared avatar's id; give an image "
+                              "or video file")
     with _progress("preparing", args.quiet if hasattr(args, "quiet") else False) as progress:
-        avatar = prepare(args.source, PrepareSettings(max_long_side=args.max_size), force=args.force, progress=progress)
+        avatar = resolve_avatar(args.source, settings, force=args.force, progress=progress, option="prepare")
     kind = f"video, {avatar.frame_count} frames" if avatar.is_video else "image"
     print(f"{avatar.id}  {avatar.name}  {avatar.size[0]}x{avatar.size[1]}  {kind}  "
           f"({(time.perf_counter() - start) * 1000:.0f} ms, cache {cache_dir()})")
@@ -131,35 +199,60 @@ def _run_prepare(args) -> int:
 
 
 def _run_render(args) -> int:
+    from facecast.audio.tts import check_text
+    from facecast.avatar.resolve import avatar_file
     from facecast.engine import speech_from_file, speech_from_text
+    from facecast.outputs import check_inputs
 
+    source = avatar_file(args.avatar)  # None: a prepared avatar's id
+    _check_output(args.output, [("--avatar", source), ("--audio", args.audio), ("--plate", args.plate)])
+    check_inputs([("--audio", args.audio), ("--plate", args.plate)])
+    if args.text is not None:
+        check_text(args.text)  # the server's rules and limit (MAX_TEXT_CHARS)
     speech = speech_from_text(args.text, args.voice) if args.text is not None else speech_from_file(args.audio)
-    return _render(args, args.avatar, speech)
+    return _render(args, source if source is not None else args.avatar, speech)
 
 
 def _run_demo(args) -> int:
+    from facecast.audio.tts import check_text
     from facecast.demo import demo_portrait
     from facecast.engine import speech_from_text
 
-    return _render(args, demo_portrait(), speech_from_text(args.text, args.voice))
+    portrait = demo_portrait()
+    _check_output(args.output, [("(the demo portrait)", portrait)])
+    check_text(args.text)
+    return _render(args, portrait, speech_from_text(args.text, args.voice))
 
 
-def _render(args, avatar_source: Path, speech) -> int:
-    from facecast.avatar.prepare import prepare
+def _render(args, avatar_ref: Path | str, speech) -> int:
+    """Render `speech` on the avatar `avatar_ref` (a file, or a prepared avatar's id) to args.output,
+    whose path the caller has checked."""
+    from facecast.avatar.resolve import resolve_avatar, warn_long_video
     from facecast.engine import render_to_file
     from facecast.lipsync.base import get_backend
 
-    _check_output(args.output)
     settings = RenderSettings(fps=args.fps, idle=not args.no_idle, seed=args.seed, crf=args.crf,
                               preset=args.preset, backend=args.backend)
+    prepare_settings = PrepareSettings(face=getattr(args, "face", None))
     options = {key: value for key, value in (("model_dir", args.model_dir), ("compile", args.compile)) if value}
     backend = get_backend(args.backend, **options)
     from facecast.video.render import VideoRender
 
     video = VideoRender.from_args(args)  # None unless a video-avatar option was given
+    is_file = isinstance(avatar_ref, Path)
+    if video and not is_file and (video.options.stabilize or video.options.footlock):
+        raise InvalidArgument(f"--avatar {avatar_ref!r} is a prepared avatar's id; --stabilize and --footlock "
+                              "need the video file")
+    if video and not is_file and video.options.plate is not None:
+        from facecast.video.composite import Background
+
+        Background(video.options.plate, (16, 16))  # a bad background fails before rendering (as in video.source)
+    if video and is_file and video.options.stabilize:  # the stabilised copy is already cut: warn about the source
+        warn_long_video(avatar_ref, prepare_settings.max_video_seconds)
     start = time.perf_counter()
     with _progress("preparing", args.quiet) as progress:
-        avatar = prepare(video.source(avatar_source, progress) if video else avatar_source, progress=progress)
+        source = video.source(avatar_ref, progress) if video and is_file else avatar_ref
+        avatar = resolve_avatar(source, prepare_settings, progress=progress)
     if video:
         video.attach(avatar)
     target = video.staging(args.output) if video else args.output
@@ -175,13 +268,11 @@ def _render(args, avatar_source: Path, speech) -> int:
     return 0
 
 
-def _check_output(path: Path) -> None:
-    from facecast.errors import InvalidArgument
+def _check_output(path: Path, inputs=()) -> None:
+    """An MP4 output path that is none of `inputs` ((option, path or None) pairs): facecast.outputs."""
+    from facecast.outputs import check_output
 
-    if path.suffix.lower() != ".mp4":
-        raise InvalidArgument(f"--output {str(path)!r}: facecast writes MP4 files; use a .mp4 name")
-    if not path.parent.exists():
-        raise InvalidArgument(f"--output {str(path)!r}: folder {str(path.parent)!r} does not exist")
+    check_output(path, (".mp4",), "--output", inputs)
 
 
 class _progress:

@@ -61,6 +61,7 @@ _DIPHTHONGS = {
 _MARKS = "'\",%=:~;!-.^"  # stress, length, nasality and similar marks around a base symbol
 ANTICIPATION_S = 0.05  # 50 ms: lips start toward a phoneme this long before it sounds
 SILENCE_SETTLE_S = 0.08  # 80 ms into a pause, the mouth is shut exactly
+REACH_S = 8 * ANTICIPATION_S  # s: a phoneme's dominance is counted this far before and after it
 
 
 def is_silence(name: str) -> bool:
@@ -85,24 +86,36 @@ def mouth_target(name: str) -> tuple[float, float, float]:
     return NEUTRAL
 
 
-def phonemes_to_track(phonemes: Sequence[PhonemeEvent], n_frames: int, fps: int) -> np.ndarray:
+def phonemes_to_track(phonemes: Sequence[PhonemeEvent], n_frames: int, fps: float) -> np.ndarray:
     """Per-frame mouth parameters from timed phonemes, with co-articulation.
 
     phonemes: events with start/end in seconds. Frame f is sampled at its centre, (f + 0.5) / fps.
     Returns (n_frames, 3) float32: [open 0..1, width -1..1, round 0..1]; pauses give exactly 0.
+    Each phoneme weighs only the frames within REACH_S of it (its dominance has fallen below
+    exp(-REACH_S / ANTICIPATION_S) ** 2 past that), so time and memory grow linearly with the text.
     """
-    if n_frames < 0 or fps <= 0:
+    if n_frames < 0 or not fps > 0:
         raise InvalidArgument(f"phonemes_to_track: bad n_frames={n_frames} or fps={fps}")
     t = (np.arange(n_frames) + 0.5) / fps
     segments = _segments(phonemes)
     if not segments or n_frames == 0:
         return np.zeros((n_frames, 3), np.float32)
-    weights = np.stack([_dominance(t, g.start, g.end, g.weight) for g in segments])  # (P, F)
-    targets = np.array([g.target for g in segments], np.float64)  # (P, 3)
-    track = (weights.T @ targets) / np.maximum(weights.sum(axis=0), 1e-9)[:, None]
+    total = np.zeros(n_frames, np.float64)  # sum of weights per frame
+    blend = np.zeros((n_frames, 3), np.float64)  # weighted sum of targets per frame
+    for g in segments:
+        lo, hi = _frames_between(t, g.start - REACH_S, g.end + REACH_S)
+        w = _dominance(t[lo:hi], g.start, g.end, g.weight)
+        total[lo:hi] += w
+        blend[lo:hi] += w[:, None] * np.asarray(g.target, np.float64)
+    track = blend / np.maximum(total, 1e-9)[:, None]
     track[_settled_silence(t, segments)] = 0.0
     track[_inside_lip_closure(t, segments), 0] = 0.0
     return _clip(track)
+
+
+def _frames_between(t: np.ndarray, start: float, end: float) -> tuple[int, int]:
+    """[lo, hi): the frames whose centre time t (sorted, s) satisfies start < t < end."""
+    return int(np.searchsorted(t, start, side="right")), int(np.searchsorted(t, end, side="left"))
 
 
 def _base(name: str) -> str:
@@ -164,7 +177,8 @@ def _settled_silence(t: np.ndarray, segments: list[_Segment]) -> np.ndarray:
     near = np.zeros(t.shape, bool)
     for g in segments:
         if g.kind != "silence":
-            near |= (t > g.start - SILENCE_SETTLE_S) & (t < g.end + SILENCE_SETTLE_S)
+            lo, hi = _frames_between(t, g.start - SILENCE_SETTLE_S, g.end + SILENCE_SETTLE_S)
+            near[lo:hi] = True
     return ~near
 
 
@@ -173,7 +187,9 @@ def _inside_lip_closure(t: np.ndarray, segments: list[_Segment]) -> np.ndarray:
     inside = np.zeros(t.shape, bool)
     for g in segments:
         if g.kind == "bilabial":
-            inside |= (t >= g.start) & (t < g.end)
+            lo = int(np.searchsorted(t, g.start, side="left"))  # t >= start
+            hi = int(np.searchsorted(t, g.end, side="left"))  # t < end
+            inside[lo:hi] = True
     return inside
 
 

@@ -55,7 +55,7 @@ def track_faces(frames: np.ndarray, path: Path, settings: PrepareSettings,
 
     n = frames.shape[0]
     found: list[np.ndarray | None] = []
-    with FaceMesher(static=n == 1, min_confidence=settings.min_detection_confidence) as mesher:
+    with FaceMesher(static=n == 1, min_confidence=settings.min_detection_confidence, face=settings.face) as mesher:
         for i, frame in enumerate(frames):
             repeated = i > 0 and np.array_equal(frame, frames[i - 1])  # a slow part of a variable-rate clip
             found.append(found[-1] if repeated else mesher.landmarks(frame))

@@ -19,6 +19,8 @@ def add_commands(sub) -> None:
     """Register `animate` on the main parser's subcommands."""
     import argparse
 
+    from facecast.cli import add_encoder_arguments, add_face_argument, max_size_arg
+
     p = sub.add_parser("animate", help="animate an avatar with the face in a driver video",
                        description="Live-portrait animation, offline: every frame of the driver video "
                                    "moves the avatar's head, eyes, brows and mouth. Writes an MP4 "
@@ -31,25 +33,27 @@ def add_commands(sub) -> None:
     p.add_argument("--absolute", action="store_true",
                    help="copy the driver's head orientation and expression as they are, "
                         "not their change since the first frame")
-    p.add_argument("--max-size", type=int, default=None, metavar="PX",
+    p.add_argument("--max-size", type=max_size_arg, default=None, metavar="PX",
                    help="shrink the avatar so its long side is at most PX (default: as prepared)")
-    p.add_argument("--crf", type=int, default=20, help="H.264 quality, lower is better (default 20)")
-    p.add_argument("--preset", default="veryfast", help="x264 preset (default veryfast)")
+    add_face_argument(p)
+    add_encoder_arguments(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(run=run_animate)
 
 
 def run_animate(args) -> int:
+    from facecast.avatar.resolve import avatar_file
     from facecast.cli import _check_output, _progress
-    from facecast.errors import InvalidArgument
+    from facecast.config import PrepareSettings
+    from facecast.outputs import check_inputs
     from facecast.portrait.offline import animate_file
     from facecast.portrait.source import load_avatar, still_of
 
-    _check_output(args.output)
-    if args.max_size is not None and args.max_size < 16:
-        raise InvalidArgument(f"--max-size {args.max_size!r}: must be at least 16 px")
+    source = avatar_file(args.avatar) if args.avatar else None
+    _check_output(args.output, [("--avatar", source), ("--driver", args.driver)])
+    check_inputs([("--driver", args.driver)])
     start = time.perf_counter()
-    avatar = still_of(load_avatar(args.avatar), args.max_size)
+    avatar = still_of(load_avatar(args.avatar, PrepareSettings(face=args.face)), args.max_size)
     with _progress("animating", args.quiet) as progress:
         report = animate_file(avatar, args.driver, args.output, mode="absolute" if args.absolute else "relative",
                               crf=args.crf, preset=args.preset, progress=progress)

@@ -8,9 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from facecast.avatar.cache import KEY_PATTERN, AvatarCache
 from facecast.avatar.model import Avatar
-from facecast.errors import NotFound
+from facecast.config import PrepareSettings
 
 LIVE_MAX_SIDE = 512  # px: live sessions render at most this long a side
 
@@ -25,21 +24,18 @@ class StillAvatar:
     mesh: np.ndarray
 
 
-def load_avatar(ref: str | Path | None = None) -> Avatar:
-    """An avatar by cache id, by image/video file (prepared on first use), or the demo
-    astronaut when `ref` is None or empty. Raises NotFound for an unknown id."""
+def load_avatar(ref: str | Path | None = None, settings: PrepareSettings = PrepareSettings()) -> Avatar:
+    """An avatar by cache id, by image/video file (prepared on first use with `settings`), or the demo
+    astronaut when `ref` is None or empty (facecast.avatar.resolve). Raises NotFound for an unknown id."""
     from facecast.avatar.prepare import prepare
 
     if ref is None or str(ref) == "":
         from facecast.demo import demo_portrait
 
-        return prepare(demo_portrait())
-    path = Path(ref)
-    if path.is_file():
-        return prepare(path)
-    if KEY_PATTERN.match(str(ref)):
-        return AvatarCache().load(str(ref))
-    raise NotFound(f"avatar {str(ref)!r}: neither a prepared avatar id nor an image or video file")
+        return prepare(demo_portrait(), settings)
+    from facecast.avatar.resolve import resolve_avatar
+
+    return resolve_avatar(ref, settings)
 
 
 def still_of(avatar: Avatar, max_side: int | None = None) -> StillAvatar:

@@ -14,12 +14,13 @@ from fastapi import FastAPI
 from facecast import __version__
 from facecast.server.errors import install_handlers
 from facecast.server import live
-from facecast.server.routes import avatars, generate, live_audio, sessions, system, web
+from facecast.server.routes import avatars, docs, generate, live_audio, sessions, system, web
 from facecast.server.runtime import Runtime
 from facecast.server.security import BodyLimit, TokenGuard
 from facecast.server.settings import ServerSettings
 
-ROUTERS = (system.router, avatars.router, generate.router, sessions.router, live_audio.router, web.router, live.router)
+ROUTERS = (system.router, avatars.router, generate.router, sessions.router, live_audio.router, web.router, live.router,
+           docs.router)
 
 DESCRIPTION = """Real-time talking avatars. Upload a portrait (or use the default astronaut), then
 speak through it: `POST /generate` returns a whole MP4; `POST /sessions` + `GET /stream/{id}` stream a
@@ -44,7 +45,7 @@ def create_app(settings: ServerSettings | None = None) -> FastAPI:
 
     protocol = live_audio.protocol_markdown(settings.max_chunk_bytes, settings.stream.max_queued_s)
     app = FastAPI(title="facecast", version=__version__, description=f"{DESCRIPTION}\n\n{protocol}",
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)  # routes.docs serves both, with local assets
     app.state.runtime = runtime
     install_handlers(app)
     for router in ROUTERS:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -58,7 +57,7 @@ def run_serve(args) -> int:
         session_grace_s=args.grace, backend=args.backend,
         max_upload_bytes=int(args.max_upload_mb * MB) if args.max_upload_mb else None,
         warmup=False if args.no_warmup else None)
-    if settings.host not in (LOOPBACK, "localhost", "::1") and not os.environ.get("FACECAST_API_TOKEN"):
+    if settings.host not in (LOOPBACK, "localhost", "::1") and settings.token is None:
         print(f"facecast: warning: listening on {settings.host} without FACECAST_API_TOKEN: anyone who can reach "
               "this address can use the server")
     install_log_redaction()  # before uvicorn.run: its dictConfig replaces handlers but keeps logger filters

@@ -80,10 +80,17 @@ def avatar_loader(websocket: WebSocket, ref: str | None):
     runtime = getattr(websocket.app.state, "runtime", None)
     store = getattr(runtime, "avatars", None)
     if store is not None:
-        return lambda: store.load(ref)[1]
+        return lambda: _with_public_id(*store.load(ref))
     from facecast.portrait.source import load_avatar
 
     return lambda: load_avatar(ref)
+
+
+def _with_public_id(avatar_id: str, avatar):
+    """The avatar under the id the client knows (the store's), not its internal cache key: what `ready` reports."""
+    import dataclasses
+
+    return dataclasses.replace(avatar, id=avatar_id)
 
 
 @router.websocket("/ws/live")

@@ -15,6 +15,31 @@ BEARER = "bearer "
 BODY_METHODS = ("POST", "PUT", "PATCH")
 COOKIE = "facecast_auth"  # cookie set by a request that authenticated with ?token=
 COOKIE_CONTEXT = b"facecast API token cookie v1"  # HMAC message: the cookie is HMAC-SHA256(token, this)
+MIN_TOKEN_CHARS = 8
+
+
+def clean_token(value: str | None) -> str | None:
+    """The API token as configured, stripped of surrounding spaces and newlines (what `$(cat tokenfile)`
+    leaves), or None when none is configured. The one place tokens are checked.
+
+    Raises InvalidArgument for a token that is empty or only spaces (a failed `$(cat tokenfile)`: that
+    must not switch authentication off), shorter than MIN_TOKEN_CHARS, or holding spaces or control
+    characters inside (an HTTP header cannot carry it intact).
+    """
+    from facecast.errors import InvalidArgument
+
+    if value is None:
+        return None
+    token = str(value).strip()
+    if not token:
+        raise InvalidArgument("FACECAST_API_TOKEN is set but empty (or only spaces): set a token of at least "
+                              f"{MIN_TOKEN_CHARS} characters, or unset the variable to run without one")
+    if len(token) < MIN_TOKEN_CHARS:
+        raise InvalidArgument(f"FACECAST_API_TOKEN must be at least {MIN_TOKEN_CHARS} characters long")
+    if any(ch.isspace() or not ch.isprintable() or ord(ch) > 126 for ch in token):
+        raise InvalidArgument("FACECAST_API_TOKEN holds spaces, control or non-ASCII characters: use printable "
+                              "ASCII only (a Bearer header must carry it unchanged)")
+    return token
 
 
 class TokenGuard:
@@ -28,7 +53,8 @@ class TokenGuard:
     """
 
     def __init__(self, app, token: str | None):
-        self.app, self.token = app, token
+        self.app, self.token = app, clean_token(token)
+        token = self.token
         self.cookie = cookie_digest(token) if token is not None else None
 
     async def __call__(self, scope, receive, send):

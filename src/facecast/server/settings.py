@@ -6,8 +6,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from facecast.audio.tts import MAX_TEXT_CHARS
 from facecast.config import cache_dir, env
 from facecast.errors import InvalidArgument
+from facecast.server.security import clean_token
 from facecast.streaming.session import StreamSettings
 
 MB = 1024 * 1024
@@ -32,7 +34,7 @@ class ServerSettings:
     max_sessions: int = 16  # sessions generating at once; more are refused (503)
     session_grace_s: float = 10.0  # s a session lives on without readers
     first_frame_timeout_s: float = 30.0  # s a reader waits for a stream's first frame
-    max_text_chars: int = 5000
+    max_text_chars: int = MAX_TEXT_CHARS  # the CLI's limit too (facecast.audio.tts.check_text)
     max_speech_s: float = 600.0  # s of uploaded speech at most
     max_chunk_bytes: int = 1 * MB  # largest live PCM message
     generate_concurrency: int = 2  # whole-file renders (POST /generate) at once
@@ -45,7 +47,7 @@ class ServerSettings:
     def from_env(cls, **overrides) -> "ServerSettings":
         """Defaults, then FACECAST_* environment variables, then `overrides`."""
         values: dict = {}
-        if env("API_TOKEN"):
+        if env("API_TOKEN") is not None:  # set, even to "" or spaces: clean_token refuses those
             values["token"] = env("API_TOKEN")
         if env("MAX_UPLOAD_MB"):
             values["max_upload_bytes"] = int(_number("MAX_UPLOAD_MB", env("MAX_UPLOAD_MB")) * MB)
@@ -67,14 +69,15 @@ class ServerSettings:
         settings.validate()
         return settings
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "token", clean_token(self.token))  # stripped and checked once, here
+
     def validate(self) -> None:
         """Raise InvalidArgument naming the first setting out of range."""
         if not 0 < self.port < 65536:
             raise InvalidArgument(f"port={self.port!r} must be in 1..65535")
         if self.max_upload_bytes <= 0:
             raise InvalidArgument(f"max_upload_bytes={self.max_upload_bytes!r} must be positive")
-        if self.token is not None and len(self.token) < 8:
-            raise InvalidArgument("FACECAST_API_TOKEN must be at least 8 characters long")
         if self.max_sessions < 1:
             raise InvalidArgument(f"max_sessions={self.max_sessions!r} must be at least 1")
         if self.workers < 1 or self.quick_workers < 1:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
+from facecast.audio.tts import check_text
 from facecast.engine import Speech, speech_from_text
-from facecast.errors import EmptyAudio, InvalidArgument
+from facecast.errors import InvalidArgument
 from facecast.server.settings import ServerSettings
 from facecast.streaming.telemetry import Telemetry
 
@@ -28,15 +29,10 @@ def build_speech(text: str | None, audio: bytes | None, audio_name: str, voice: 
 
 
 def _synthesize(text: str, voice: str, settings: ServerSettings, telemetry: Telemetry) -> Speech:
-    if not text.strip():
-        raise InvalidArgument("text: nothing to say (the text is empty or only spaces)")
-    if len(text) > settings.max_text_chars:
-        raise InvalidArgument(f"text: {len(text)} characters, at most {settings.max_text_chars} are spoken at once")
+    check_text(text, settings.max_text_chars)  # the CLI's rules; synthesis refuses a text with nothing speakable
     start = time.perf_counter()
     speech = speech_from_text(text, voice)
     telemetry.observe("tts_ms", (time.perf_counter() - start) * 1000)
-    if speech.audio.duration < 0.04:
-        raise EmptyAudio(f"text: {text[:40]!r} gives no speech (nothing speakable in it)")
     return speech
 
 

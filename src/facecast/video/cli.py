@@ -13,6 +13,43 @@ from facecast.video.defaults import DEFAULT_MAX_SECONDS, DEFAULT_OVERLAP, DEFAUL
 
 RAW = argparse.RawDescriptionHelpFormatter
 
+
+def at_least(low: int):
+    """argparse type: a whole number >= low (a bad value is a one-line error, exit 1)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low:
+            raise argparse.ArgumentTypeError(f"{text!r}: give a whole number, at least {low}")
+        return value
+
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
+    return value
+
+
+def share(text: str) -> float:
+    """argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number from 0 to 1")
+    return value
+
 VIDEO_HELP = """Tools for video avatars and long videos, each streaming the video (one segment in
 memory at a time) and writing its output atomically: a failed run leaves no file.
 
@@ -49,18 +86,18 @@ def add_render_arguments(parser) -> None:
     g = parser.add_argument_group("video avatars", "steps around the render (see `facecast video -h`)")
     g.add_argument("--stabilize", action="store_true",
                    help="stabilise a video avatar before preparing it and put the camera motion back afterwards")
-    g.add_argument("--stabilize-window", type=int, default=DEFAULT_WINDOW, metavar="FRAMES",
+    g.add_argument("--stabilize-window", type=at_least(1), default=DEFAULT_WINDOW, metavar="FRAMES",
                    help=f"camera-path smoothing window (default {DEFAULT_WINDOW})")
     g.add_argument("--temporal", action="store_true",
                    help="flow-guided temporal blending of the mouth region against flicker")
     g.add_argument("--plate", type=Path, metavar="IMAGE|VIDEO",
                    help="new background: put the avatar over this image or (looping) video")
     g.add_argument("--footlock", action="store_true", help="pin planted feet (full-body video avatars)")
-    g.add_argument("--segments", type=int, default=0, metavar="N",
+    g.add_argument("--segments", type=at_least(0), default=0, metavar="N",
                    help="post-process in at least N segments (default: one per --max-segment-seconds)")
-    g.add_argument("--max-segment-seconds", type=float, default=DEFAULT_MAX_SECONDS, metavar="S",
+    g.add_argument("--max-segment-seconds", type=positive_seconds, default=DEFAULT_MAX_SECONDS, metavar="S",
                    help=f"longest post-processing segment (default {DEFAULT_MAX_SECONDS:g} s)")
-    g.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="FRAMES",
+    g.add_argument("--overlap", type=at_least(0), default=DEFAULT_OVERLAP, metavar="FRAMES",
                    help=f"frames cross-faded at segment joins (default {DEFAULT_OVERLAP})")
 
 
@@ -79,7 +116,7 @@ The camera path is saved as JSON (--transforms, default OUT.transforms.json): gi
 it to `facecast video reshake` to put the original motion back on frames you
 generate from the steady video.""")
     _io(p)
-    p.add_argument("--window", type=int, default=DEFAULT_WINDOW, metavar="FRAMES",
+    p.add_argument("--window", type=at_least(1), default=DEFAULT_WINDOW, metavar="FRAMES",
                    help=f"moving-average window of the camera path in frames (default {DEFAULT_WINDOW}; "
                         "larger = steadier, slower pans flattened more)")
     p.add_argument("--transforms", "-t", type=Path, metavar="JSON",
@@ -121,7 +158,7 @@ Without --output: print the plan. With it: run the chosen steps and write the vi
     p.add_argument("-o", "--output", type=Path, help="output .mp4 (omit to print the plan only)")
     _segment_options(p)
     p.add_argument("--stabilize", action="store_true", help="stabilise (see `facecast video stabilize -h`)")
-    p.add_argument("--window", type=int, default=DEFAULT_WINDOW, metavar="FRAMES",
+    p.add_argument("--window", type=at_least(1), default=DEFAULT_WINDOW, metavar="FRAMES",
                    help=f"stabilisation window (default {DEFAULT_WINDOW})")
     p.add_argument("--temporal", action="store_true",
                    help="flow-guided temporal blending against flicker (whole frame or --region)")
@@ -143,7 +180,7 @@ frame are inpainted (OpenCV Telea); their share is printed. Works best on a
 steady camera: run `facecast video stabilize` first on shaky footage.""")
     p.add_argument("source", type=Path, help="input video")
     p.add_argument("-o", "--output", type=Path, required=True, help="output image (.png, .jpg, ...)")
-    p.add_argument("--samples", type=int, default=48, help="frames the median is taken over (default 48)")
+    p.add_argument("--samples", type=at_least(1), default=48, help="frames the median is taken over (default 48)")
     p.add_argument("--allow-no-person", action="store_true",
                    help="do not fail when no person is found (the plate is then the plain median)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -172,7 +209,7 @@ touched down with a local similarity warp in a feathered box, blended --blend
 with the original frame (0.7: 70/30). Frames outside contacts are not changed.
 Needs the feet in view: a video without a person or without visible feet is refused.""")
     _io(p)
-    p.add_argument("--blend", type=float, default=0.7, help="share of the correction (default 0.7)")
+    p.add_argument("--blend", type=share, default=0.7, help="share of the correction (default 0.7)")
     p.add_argument("--speed-on", type=float, default=0.25,
                    help="contact starts below this speed, leg lengths per second (default 0.25)")
     p.add_argument("--speed-off", type=float, default=0.5,
@@ -191,11 +228,11 @@ def _io(p) -> None:
 
 def _segment_options(p) -> None:
     g = p.add_argument_group("segments")
-    g.add_argument("--segments", type=int, default=0, metavar="N",
+    g.add_argument("--segments", type=at_least(0), default=0, metavar="N",
                    help="at least N segments (default 0: as many as --max-segment-seconds needs)")
-    g.add_argument("--max-segment-seconds", type=float, default=DEFAULT_MAX_SECONDS, metavar="S",
+    g.add_argument("--max-segment-seconds", type=positive_seconds, default=DEFAULT_MAX_SECONDS, metavar="S",
                    help=f"longest segment in seconds; bounds memory (default {DEFAULT_MAX_SECONDS:g})")
-    g.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP, metavar="FRAMES",
+    g.add_argument("--overlap", type=at_least(0), default=DEFAULT_OVERLAP, metavar="FRAMES",
                    help=f"frames cross-faded at each join (default {DEFAULT_OVERLAP})")
 
 

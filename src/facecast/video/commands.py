@@ -38,6 +38,15 @@ def _segment_args(args) -> dict:
     return {"segments": args.segments, "max_segment_seconds": args.max_segment_seconds, "overlap": args.overlap}
 
 
+def _check_io(args, *inputs: tuple[str, Path | None], suffixes: tuple[str, ...] = (".mp4",)) -> None:
+    """The output must be none of the command's inputs (source first, then `inputs`): facecast.outputs."""
+    from facecast.outputs import check_inputs
+    from facecast.video.output import check_output
+
+    check_inputs([("source", args.source), *inputs])
+    check_output(args.output, suffixes, "--output", [("source", args.source), *inputs])
+
+
 def _run(args, job: VideoJob, label: str) -> JobReport:
     with Bar("analysing", args.quiet) as analysing, Bar(label, args.quiet) as progress:
         return run_job(args.source, args.output, job, progress=progress, analysis_progress=analysing)
@@ -50,7 +59,11 @@ def _summary(report: JobReport, extra: str = "") -> None:
 
 
 def stabilize(args) -> int:
+    from facecast.video.output import check_output
+
     transforms = args.transforms or args.output.with_suffix(".transforms.json")
+    _check_io(args)
+    check_output(transforms, (".json",), "--transforms", [("source", args.source), ("--output", args.output)])
     job = VideoJob(stabilize=True, window=args.window, ignore_person=not args.track_person,
                    transforms=transforms, **_segment_args(args))
     report = _run(args, job, "stabilising")
@@ -65,6 +78,7 @@ def stabilize(args) -> int:
 def reshake(args) -> int:
     from facecast.video.reshake import reshake_video
 
+    _check_io(args, ("--transforms", args.transforms))
     with Bar("re-shaking", args.quiet) as progress:
         frames, seconds = reshake_video(args.source, args.transforms, args.output,
                                         frame_map=args.frame_map, progress=progress)
@@ -78,6 +92,7 @@ def segments(args) -> int:
                    **_segment_args(args))
     if args.output is None:
         return _print_plan(args.source, job)
+    _check_io(args, ("--background", args.background))
     _summary(_run(args, job, "processing"))
     return 0
 
@@ -99,11 +114,11 @@ def _print_plan(source: Path, job: VideoJob) -> int:
 
 
 def plate(args) -> int:
-    from facecast.video.output import IMAGE_SUFFIXES, check_output, write_image
+    from facecast.video.output import IMAGE_SUFFIXES, write_image
     from facecast.video.plate import extract_plate
     from facecast.video.stream import probe
 
-    check_output(args.output, IMAGE_SUFFIXES)
+    _check_io(args, suffixes=IMAGE_SUFFIXES)
     if args.samples < 1:
         raise InvalidArgument(f"--samples {args.samples!r} must be at least 1")
     info = probe(args.source)
@@ -117,11 +132,13 @@ def plate(args) -> int:
 
 
 def composite(args) -> int:
+    _check_io(args, ("--background", args.background))
     _summary(_run(args, VideoJob(background=args.background, **_segment_args(args)), "compositing"))
     return 0
 
 
 def footlock(args) -> int:
+    _check_io(args)
     settings = FootlockSettings(blend=args.blend, contacts=ContactSettings(
         speed_on=args.speed_on, speed_off=args.speed_off, height=args.height))
     report = _run(args, VideoJob(footlock=True, footlock_settings=settings, **_segment_args(args)), "locking feet")

@@ -16,14 +16,11 @@ from facecast.media.writer import Mp4Writer
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-def check_output(path: Path, suffixes: tuple[str, ...] = (".mp4",), option: str = "--output") -> Path:
-    """Validate an output path before any work starts: known suffix, existing folder."""
-    path = Path(path)
-    if path.suffix.lower() not in suffixes:
-        raise InvalidArgument(f"{option} {str(path)!r}: use a name ending in {' or '.join(suffixes)}")
-    if not path.parent.exists():
-        raise InvalidArgument(f"{option} {str(path)!r}: folder {str(path.parent)!r} does not exist")
-    return path
+def check_output(path: Path, suffixes: tuple[str, ...] = (".mp4",), option: str = "--output", inputs=()) -> Path:
+    """Validate an output path before any work starts (facecast.outputs.check_output)."""
+    from facecast.outputs import check_output as check
+
+    return check(path, suffixes, option, inputs)
 
 
 def soundtrack(path: Path) -> Audio | None:

@@ -22,6 +22,7 @@ DEFAULT_SAMPLES = 48  # frames the median is taken over (memory: samples x one f
 PERSON_MARGIN = 0.015  # fraction of the long side the person mask grows by
 INPAINT_RADIUS = 5  # px
 BAND_ROWS = 32  # rows per median band (bounds the float working memory)
+CONFIRM_FRAMES = 8  # sampled frames searched for a face or a body before the person mask is trusted
 
 Progress = Callable[[int, int], None]
 
@@ -45,14 +46,30 @@ def extract_plate(info: VideoInfo, *, samples: int = DEFAULT_SAMPLES, require_pe
     """
     stack, masks = _sample(info, samples, progress)
     person = float(np.mean([m.mean() for m in masks]))
+    if person > 0.0 and not person_confirmed(stack):  # segmentation alone also marks person-like shapes
+        masks, person = [np.zeros_like(m) for m in masks], 0.0
     if require_person and person == 0.0:
-        raise NoFaceFound(f"{info.path}: no person found in any sampled frame (selfie segmentation); "
-                          "there is nothing to remove from the background")
+        raise NoFaceFound(f"{info.path}: no person found in any sampled frame (no face or body, selfie "
+                          "segmentation); there is nothing to remove from the background")
     image, count = masked_median(np.stack(stack), ~np.stack(masks))
     holes = count == 0
     if holes.any():
         image = cv2.inpaint(image, holes.astype(np.uint8) * 255, INPAINT_RADIUS, cv2.INPAINT_TELEA)
     return Plate(image, holes, len(stack), person)
+
+
+def person_confirmed(stack: list[np.ndarray], checks: int = CONFIRM_FRAMES) -> bool:
+    """Whether a face (face detection) or a body (pose) is seen in up to `checks` evenly spaced frames of
+    `stack` ((H, W, 3) uint8 BGR each): selfie segmentation alone marks person-like shapes too."""
+    from facecast.avatar.landmarks import FaceMesher
+    from facecast.video.pose import PoseTracker
+
+    picked = [stack[i] for i in sample_indices(len(stack), checks)]
+    with FaceMesher(static=True) as mesher:
+        if any(mesher.boxes(frame) for frame in picked):
+            return True
+    with PoseTracker(static=True) as tracker:
+        return bool(tracker.track(picked).person.any())
 
 
 def sample_indices(frame_count: int, samples: int) -> np.ndarray:
