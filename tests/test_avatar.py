@@ -77,7 +77,7 @@ def test_face_cut_by_the_border_prepares_and_renders(tmp_path, cache):
     from facecast.avatar.masks import rasterize
     from facecast.engine import Speech, render_to_file
     from facecast.lipsync.classic import ClassicBackend
-    from facecast.lipsync.rig import FaceRig
+    from facecast.lipsync.classic.rig import FaceRig
     from probe import probe
 
     image = cv2.imread(str(portrait("man_face_fills_frame_01.jpg")))

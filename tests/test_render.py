@@ -14,7 +14,7 @@ from facecast.config import RenderSettings
 from facecast.engine import Speech, render_to_file
 from facecast.idle import idle_motion
 from facecast.lipsync.classic import ClassicBackend
-from facecast.lipsync.rig import FaceRig
+from facecast.lipsync.classic.rig import FaceRig
 from probe import decode_frames, mouth_openings, probe
 
 SHAPES = np.array([[0, 0, 0], [0.4, 0, 0], [1, 1, 0], [0.8, -1, 1], [1, 0, 1]], np.float32)

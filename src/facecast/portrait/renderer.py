@@ -8,12 +8,12 @@ import numpy as np
 from facecast.avatar import topology as topo
 from facecast.avatar.face_frame import FaceFrame
 from facecast.compose import feathered_mask
-from facecast.lipsync.inner_mouth import MouthColors, paint_mouth
+from facecast.face.inner_mouth import MouthColors, paint_mouth
 from facecast.portrait.driver import DriverMotion
 from facecast.portrait.mesh_warp import MeshWarp
 from facecast.portrait.pose import N_MESH
 from facecast.portrait.retarget import Retargeter, box_anchors
-from facecast.warp import GRID_STEP, WarpGrid, smoothstep
+from facecast.face.warp import GRID_STEP, WarpGrid, smoothstep
 
 BOX_MARGIN = 4 * GRID_STEP  # px around the still ring
 MOUTH_SAMPLES = 24  # points along each inner-lip edge of the painted mouth

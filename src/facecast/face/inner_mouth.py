@@ -9,7 +9,7 @@ import numpy as np
 
 from facecast.avatar import topology as topo
 from facecast.avatar.face_frame import FaceFrame
-from facecast.warp import smoothstep
+from facecast.face.warp import smoothstep
 
 MIN_GAP = 0.006  # face units: below this the mouth counts as closed and nothing is painted
 

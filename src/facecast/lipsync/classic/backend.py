@@ -11,12 +11,12 @@ import numpy as np
 
 from facecast.avatar.model import Avatar
 from facecast.compose import feathered_mask
-from facecast.fields import (MouthShape, blink_field, head_weight, inner_lip_contours, mouth_field,
+from facecast.lipsync.classic.fields import (MouthShape, blink_field, head_weight, inner_lip_contours, mouth_field,
                              sway_field, sway_forward)
 from facecast.lipsync.base import FeatureStream, LipsyncBackend, register_backend
-from facecast.lipsync.inner_mouth import MouthColors, paint_mouth
-from facecast.lipsync.rig import FaceRig
-from facecast.warp import GRID_STEP, WarpGrid
+from facecast.face.inner_mouth import MouthColors, paint_mouth
+from facecast.lipsync.classic.rig import FaceRig
+from facecast.face.warp import GRID_STEP, WarpGrid
 
 MOUTH_COLUMNS = 3  # open, width, round
 MASK_FEATHER = 0.07  # face units: inward feather of the lower-face mask
