@@ -105,7 +105,8 @@ def _create_raising(exc: BaseException):
 def test_a_third_party_module_missing_while_creating_names_the_extra(fresh_registry, monkeypatch):
     import facecast.lipsync.musetalk as package
 
-    monkeypatch.setattr(package, "create", _create_raising(ModuleNotFoundError("no whisper", name="transformers.models")))
+    missing = ModuleNotFoundError("no whisper", name="transformers.models")
+    monkeypatch.setattr(package, "create", _create_raising(missing))
     with pytest.raises(MissingExtra, match=r"transformers\.models.*facecast\[gpu\]"):
         get_backend("musetalk")
 
@@ -170,7 +171,8 @@ class GreyBackend(LipsyncBackend):
 
 def synthetic_avatar(frame_count: int) -> Avatar:
     frames = np.zeros((frame_count, 8, 10, 3), np.uint8)
-    return Avatar(id="synthetic", name="synthetic", frames=frames, landmarks=np.zeros((frame_count, 478, 3), np.float32),
+    return Avatar(id="synthetic", name="synthetic", frames=frames,
+                  landmarks=np.zeros((frame_count, 478, 3), np.float32),
                   boxes=np.zeros((frame_count, 4), np.float32), lower_face=np.zeros((frame_count, 4, 2), np.float32),
                   mouth=np.zeros((frame_count, 20, 2), np.float32), fps=25.0 if frame_count > 1 else 0.0,
                   cache_dir=Path("/nonexistent"))
