@@ -77,7 +77,7 @@ def test_face_cut_by_the_border_prepares_and_renders(tmp_path, cache):
     from facecast.avatar.masks import rasterize
     from facecast.engine import Speech, render_to_file
     from facecast.lipsync.classic import ClassicBackend
-    from facecast.lipsync.rig import FaceRig
+    from facecast.lipsync.classic.rig import FaceRig
     from probe import probe
 
     image = cv2.imread(str(portrait("man_face_fills_frame_01.jpg")))
@@ -99,7 +99,7 @@ def test_face_cut_by_the_border_prepares_and_renders(tmp_path, cache):
     assert np.abs(still[1].astype(int) - source).max() > 40  # the mouth did open
     # Idle life reaches further (the whole head, past the frame on two sides): only the head changes.
     sway = np.array([[1.0, 1.2, 0.01, 0.006], [0.0, -1.2, -0.01, -0.006], [0.5, 0.8, 0.0, 0.006]], np.float32)
-    moving = backend.render(avatar, shapes, np.zeros(3, int), sway)
+    moving = backend.render(avatar, shapes, np.zeros(3, int), idle=sway)
     x0, y0, x1, y1 = np.round(FaceRig.from_landmarks(avatar.landmarks[0]).head_box()).astype(int)
     head = np.zeros((height, width), bool)
     head[max(0, y0 - 2): y1 + 2, max(0, x0 - 2): x1 + 2] = True

@@ -19,7 +19,7 @@ from facecast.portrait.pose import BROW_LOWER, euler_deg, fit_similarity, rotati
 from facecast.portrait.renderer import PortraitRenderer
 from facecast.portrait.source import load_avatar, still_of
 from facecast.avatar.face_frame import FaceFrame
-from facecast.warp import WarpGrid
+from facecast.face.warp import WarpGrid
 from probe import mouth_openings
 
 

@@ -14,7 +14,7 @@ from facecast.config import RenderSettings
 from facecast.engine import Speech, render_to_file
 from facecast.idle import idle_motion
 from facecast.lipsync.classic import ClassicBackend
-from facecast.lipsync.rig import FaceRig
+from facecast.lipsync.classic.rig import FaceRig
 from probe import decode_frames, mouth_openings, probe
 
 SHAPES = np.array([[0, 0, 0], [0.4, 0, 0], [1, 1, 0], [0.8, -1, 1], [1, 0, 1]], np.float32)
@@ -45,7 +45,7 @@ def test_idle_changes_only_the_head(backend):
     numbers = np.arange(0, 250, 5)
     motion = idle_motion(numbers, 25)
     assert motion[:, 0].max() == pytest.approx(1.0) and motion[:, 0].min() == 0.0  # a full blink in 10 s
-    frames = backend.render(avatar, np.zeros((len(numbers), 3), np.float32), np.zeros(len(numbers), int), motion)
+    frames = backend.render(avatar, np.zeros((len(numbers), 3), np.float32), np.zeros(len(numbers), int), idle=motion)
     for frame in frames:
         np.testing.assert_array_equal(frame[outside], avatar.frames[0][outside])
     moved = [np.abs(f.astype(int) - avatar.frames[0]).mean() for f in frames]
@@ -61,7 +61,7 @@ def test_blink_closes_the_eyes(backend):
     with FaceMesher(static=True) as mesher:
         for amount in (0.0, 1.0):
             frame = backend.render(avatar, np.zeros((1, 3), np.float32), np.zeros(1, int),
-                                   np.array([[amount, 0, 0, 0]], np.float32))[0]
+                                   idle=np.array([[amount, 0, 0, 0]], np.float32))[0]
             pts = mesher.landmarks(frame)[:, :2]
             lids = np.linalg.norm(pts[159] - pts[145]) + np.linalg.norm(pts[386] - pts[374])
             width = np.linalg.norm(pts[topo.EYE_OUTER_CORNERS[0]] - pts[topo.EYE_OUTER_CORNERS[1]])
@@ -221,3 +221,33 @@ def test_open_mouth_shows_a_dark_cavity_and_teeth(backend, name):
     assert teeth.max() > 1.2 * lip and teeth.max() > 3 * cavity, (teeth, lip, cavity)  # brighter than the lips
     below = wide[start + length: start + length + int(0.1 * scale)]
     assert below.max() > 0.6 * lip, "the cavity is not closed by the lower lip"
+
+
+# -- compositing ---------------------------------------------------------------------------
+
+def test_one_blend_for_numpy_and_torch_and_paste_keeps_unmasked_pixels():
+    torch = pytest.importorskip("torch")  # the gpu extra; the numpy half needs nothing
+    from facecast.compose import blend, paste
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 256, (6, 7, 3)).astype(np.float32)
+    over = rng.uniform(-20, 280, (6, 7, 3)).astype(np.float32)  # out of range: clipped, not wrapped
+    alpha = rng.uniform(0, 1, (6, 7, 1)).astype(np.float32)
+    alpha[0] = 0.0
+    mixed = blend(base, over, alpha)
+    assert mixed.dtype == np.uint8
+    np.testing.assert_array_equal(mixed[0], base[0])
+    expected = np.clip(np.round(base + (over - base) * alpha), 0, 255)
+    assert np.abs(mixed.astype(np.float32) - expected).max() <= 1
+    on_torch = blend(torch.from_numpy(base), torch.from_numpy(over), torch.from_numpy(alpha))
+    assert on_torch.dtype == torch.uint8
+    np.testing.assert_array_equal(on_torch.numpy(), mixed)
+
+    frame = rng.integers(0, 256, (10, 10, 3)).astype(np.uint8)
+    before = frame.copy()
+    mask = np.zeros((6, 7), np.float32)
+    mask[2:4, 3:5] = 1.0
+    paste(frame, over, mask, x0=-2, y0=6)  # clipped at the left and bottom edges
+    changed = np.argwhere((frame != before).any(-1))
+    assert len(changed) and changed[:, 0].min() >= 8 and changed[:, 1].min() >= 1 and changed[:, 1].max() <= 2
+    np.testing.assert_array_equal(frame[8:10, 1:3], np.clip(np.round(over[2:4, 3:5]), 0, 255).astype(np.uint8))

@@ -189,11 +189,11 @@ class RecordingBackend:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def render(self, avatar, features, indices, motion=None):
+    def render(self, avatar, features, indices, *, idle=None):
         if self.fail:
             raise RuntimeError("renderer exploded")
         self.rows.extend(np.asarray(features).tolist())
-        return self.inner.render(avatar, features, indices, motion)
+        return self.inner.render(avatar, features, indices, idle=idle)
 
 
 def drain(session: Session, seconds: float = 10.0) -> list[Segment]:

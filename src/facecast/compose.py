@@ -1,4 +1,6 @@
-"""Blending and safe crops: put generated pixels back into a frame without seams."""
+"""Compositing: put generated pixels back into a frame without seams (blend, paste), and the
+soft masks and safe crops around them. Every renderer blends through blend(): the classic
+backend's painted mouth, the musetalk paste on the device, the live portrait's mouth."""
 
 from __future__ import annotations
 
@@ -42,11 +44,28 @@ def feathered_mask(polygon: np.ndarray, shape: tuple[int, int], feather_px: floa
     return soft
 
 
+def blend(base, overlay, alpha):
+    """The one compositing formula: base + (overlay - base) * alpha, rounded to uint8.
+
+    base, overlay: float32 arrays in 0..255 of one shape, e.g. (h, w, 3) BGR; numpy arrays, or
+        torch tensors on any device (the musetalk paste runs it on the GPU)
+    alpha: float32 in [0, 1] broadcastable to them, e.g. (h, w, 1); 0 keeps base, 1 takes overlay
+    returns: uint8 of base's shape, numpy or torch as base. Where alpha == 0 it equals base
+    (whole numbers) exactly.
+    """
+    mixed = base + (overlay - base) * alpha + 0.5
+    if isinstance(mixed, np.ndarray):
+        return np.clip(mixed, 0, 255).astype(np.uint8)
+    import torch  # only reached with tensors, so torch is already loaded
+
+    return mixed.clamp_(0.0, 255.0).to(torch.uint8)
+
+
 def paste(frame: np.ndarray, patch: np.ndarray, mask: np.ndarray, x0: int, y0: int) -> None:
     """Blend `patch` into `frame` in place at (x0, y0) through a soft mask; clips at the borders.
 
-    frame: (H, W, 3) uint8; patch: (h, w, 3) uint8; mask: (h, w) float32 in [0, 1].
-    Pixels where mask == 0 stay bit-identical.
+    frame: (H, W, 3) uint8; patch: (h, w, 3) uint8 or float32 in 0..255; mask: (h, w) float32
+    in [0, 1]. Pixels where mask == 0 stay bit-identical.
     """
     H, W = frame.shape[:2]
     h, w = patch.shape[:2]
@@ -54,8 +73,7 @@ def paste(frame: np.ndarray, patch: np.ndarray, mask: np.ndarray, x0: int, y0: i
     if fx1 <= fx0 or fy1 <= fy0:
         return
     px0, py0 = fx0 - x0, fy0 - y0
-    sub_patch = patch[py0: py0 + fy1 - fy0, px0: px0 + fx1 - fx0].astype(np.float32)
+    sub_patch = np.asarray(patch[py0: py0 + fy1 - fy0, px0: px0 + fx1 - fx0], np.float32)
     sub_mask = mask[py0: py0 + fy1 - fy0, px0: px0 + fx1 - fx0, None]
     region = frame[fy0:fy1, fx0:fx1]
-    base = region.astype(np.float32)
-    region[:] = np.clip(base + (sub_patch - base) * sub_mask + 0.5, 0, 255).astype(np.uint8)
+    region[:] = blend(region.astype(np.float32), sub_patch, sub_mask)

@@ -67,7 +67,7 @@ def frame_batches(backend: LipsyncBackend, avatar: Avatar, features: np.ndarray,
         numbers = np.arange(start + lo, start + min(lo + batch, len(features)))
         motion = idle_motion(numbers, settings.fps, settings.seed) if idle else None
         yield backend.render(avatar, features[lo: lo + len(numbers)], avatar.source_index(numbers, settings.fps),
-                             motion)
+                             idle=motion)
 
 
 def render_to_file(avatar: Avatar, speech: Speech, out_path: str | Path,

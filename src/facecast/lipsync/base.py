@@ -1,27 +1,36 @@
-"""The lip-sync backend interface and the registry that picks one by name.
+"""The lip-sync backend contract and the registry that creates a backend by name.
 
-A backend turns speech into mouth-region pixels. The engine, CLI and server
-only talk to this interface, so a GPU backend slots in beside the CPU default:
+A backend turns speech into rendered frames of an avatar. The engine, CLI and server only talk
+to this interface, so a GPU backend slots in beside the CPU default:
 
-    backend = get_backend("classic")
-    backend.prepare(avatar)                         # once per avatar, cached
-    track = backend.audio_features(audio, fps)      # (N, ...) per video frame
-    frames = backend.render(avatar, track[i:j], np.arange(i, j))  # (B, H, W, 3) uint8 BGR
+    backend = get_backend("classic")                 # options are checked against the backend's own
+    backend.prepare(avatar)                          # once per avatar, cached
+    track = backend.audio_features(audio, fps)       # (N, ...) one row per output frame
+    numbers = np.arange(i, j)                        # output frame numbers
+    frames = backend.render(avatar, track[i:j], avatar.source_index(numbers, fps),
+                            idle=idle_motion(numbers, fps))  # (B, H, W, 3) uint8 BGR
+
+Built-in backends are listed in BUILTIN_BACKENDS (name -> module) and imported only when asked
+for; each module defines `Options` (a frozen dataclass: the keyword options the backend accepts)
+and `create(options) -> LipsyncBackend`. Other code adds backends with register_backend().
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Callable, ClassVar
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
-from facecast.errors import InvalidArgument
+from facecast.errors import FacecastError, InvalidArgument
 
 if TYPE_CHECKING:
     from facecast.audio.pcm import Audio
-    from facecast.avatar.model import Avatar
     from facecast.audio.tts import PhonemeEvent
+    from facecast.avatar.model import Avatar
 
 
 class FeatureStream(ABC):
@@ -68,41 +77,124 @@ class LipsyncBackend(ABC):
         """Features of `n_frames` frames of silence (closed mouth), for idling."""
 
     @abstractmethod
-    def render(self, avatar: "Avatar", features: np.ndarray, frame_indices: np.ndarray) -> np.ndarray:
-        """Render a batch.
+    def render(self, avatar: "Avatar", features: np.ndarray, source_indices: np.ndarray, *,
+               idle: np.ndarray | None = None) -> np.ndarray:
+        """Render a batch of B output frames.
 
-        features: (B, ...) rows of `audio_features` output
-        frame_indices: (B,) int, index into the avatar's source frames (already looped)
+        features: (B, ...) rows of audio_features / text_features / silence_features output
+        source_indices: (B,) int, the avatar source frame of each output frame, already looped
+            (avatar.source_index(output frame numbers, fps)), each in [0, avatar.frame_count)
+        idle: (B, 4) float32 idle motion of the output frames (facecast.idle.idle_motion:
+            blink 0..1, roll degrees, shift across, shift down in face units), or None for none;
+            a backend that cannot show it ignores it
         returns: (B, H, W, 3) uint8 BGR full frames at the avatar's size
         """
 
 
-_REGISTRY: dict[str, Callable[[], LipsyncBackend]] = {}
+class MissingExtra(FacecastError):
+    """A backend's optional third-party packages are not installed; the message names the extra."""
 
 
-def register_backend(name: str, factory: Callable[[], LipsyncBackend]) -> None:
-    """Make a backend available under `name`."""
-    _REGISTRY[name] = factory
+@dataclass(frozen=True)
+class NoOptions:
+    """Options of a backend that takes none."""
+
+
+@dataclass(frozen=True)
+class BuiltinBackend:
+    """Where a built-in backend lives and what it needs beyond the base install.
+
+    module: imported on first use, needs none of `requires`; defines `Options` (frozen
+        dataclass) and `create(options)`, which may import them
+    requires: top-level third-party modules the backend imports
+    extra: the pip extra that installs `requires`
+    """
+
+    module: str
+    requires: tuple[str, ...] = ()
+    extra: str | None = None
+
+    @property
+    def install_hint(self) -> str:
+        return f'pip install "facecast[{self.extra}]"'
+
+
+BUILTIN_BACKENDS: dict[str, BuiltinBackend] = {
+    "classic": BuiltinBackend("facecast.lipsync.classic"),
+    "musetalk": BuiltinBackend("facecast.lipsync.musetalk", extra="gpu",
+                               requires=("torch", "diffusers", "transformers", "safetensors")),
+}
+
+
+@dataclass(frozen=True)
+class _Registration:
+    factory: Callable[[Any], LipsyncBackend]  # called with an instance of `options`
+    options: type
+    builtin: BuiltinBackend | None = None
+
+
+_REGISTRY: dict[str, _Registration] = {}  # registered backends and built-ins imported so far
+
+
+def register_backend(name: str, factory: Callable[[Any], LipsyncBackend], options: type = NoOptions) -> None:
+    """Make a backend available under `name`.
+
+    options: a frozen dataclass whose fields are the keyword options the backend accepts;
+    factory: called with one instance of it.
+    """
+    _REGISTRY[name] = _Registration(factory, options)
 
 
 def available_backends() -> list[str]:
-    _load_builtin()
-    return sorted(_REGISTRY)
+    """Names get_backend() knows (built-in ones are listed without being imported)."""
+    return sorted(set(BUILTIN_BACKENDS) | set(_REGISTRY))
 
 
 def get_backend(name: str = "classic", **options) -> LipsyncBackend:
-    """Instantiate the backend registered under `name` (keyword options go to its factory)."""
-    _load_builtin()
-    if name not in _REGISTRY:
-        raise InvalidArgument(f"backend={name!r} is not known; choose one of {sorted(_REGISTRY)}")
-    return _REGISTRY[name](**options)
+    """Create the backend registered under `name` with keyword `options`.
+
+    Raises InvalidArgument for an unknown name or an option the backend does not accept, and
+    MissingExtra when a built-in backend's optional packages are not installed.
+    """
+    registration = _registration(name)
+    accepted = [f.name for f in fields(registration.options)]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        takes = f"it accepts {', '.join(accepted)}" if accepted else "it accepts none"
+        raise InvalidArgument(f"backend {name!r} does not take option {', '.join(unknown)}; {takes}")
+    opts = registration.options(**options)
+    builtin = registration.builtin
+    for module in builtin.requires if builtin is not None else ():
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtra(f"backend {name!r} needs {module}, which is not installed: {builtin.install_hint}")
+    try:
+        return registration.factory(opts)
+    except ModuleNotFoundError as exc:
+        if builtin is not None:
+            _raise_if_missing(name, builtin, exc)
+        raise
 
 
-def _load_builtin() -> None:
-    if "classic" not in _REGISTRY:
-        from facecast.lipsync import classic  # noqa: F401  (registers itself)
-    if "musetalk" not in _REGISTRY:
-        try:
-            from facecast.lipsync import musetalk  # noqa: F401
-        except ImportError:
-            pass
+def _registration(name: str) -> _Registration:
+    """The registration of `name`, importing a built-in backend's module on first use."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    builtin = BUILTIN_BACKENDS.get(name)
+    if builtin is None:
+        raise InvalidArgument(f"backend={name!r} is not known; choose one of {available_backends()}")
+    try:
+        module = importlib.import_module(builtin.module)
+    except ModuleNotFoundError as exc:
+        _raise_if_missing(name, builtin, exc)
+        raise
+    registration = _REGISTRY[name] = _Registration(module.create, module.Options, builtin)
+    return registration
+
+
+def _raise_if_missing(name: str, builtin: BuiltinBackend, exc: ModuleNotFoundError) -> None:
+    """Turn a missing third-party module of `builtin` into MissingExtra. Anything else (a
+    module of facecast itself, an ImportError raised inside one) is left to propagate."""
+    top = (exc.name or "").split(".")[0]
+    if builtin.extra is not None and top in builtin.requires:
+        raise MissingExtra(f"backend {name!r} needs {exc.name}, which is not installed: "
+                           f"{builtin.install_hint}") from None

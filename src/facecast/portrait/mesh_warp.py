@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from facecast.warp import WarpGrid
+from facecast.face.warp import WarpGrid
 
 SUBPIXEL_BITS = 4  # fixed-point bits of the rasterized triangle corners
 MIN_AREA = 1e-3  # px^2: thinner moved triangles are skipped

@@ -8,16 +8,16 @@ import numpy as np
 from facecast.avatar import topology as topo
 from facecast.avatar.face_frame import FaceFrame
 from facecast.compose import feathered_mask
-from facecast.lipsync.inner_mouth import MouthColors, paint_mouth
+from facecast.face.inner_mouth import MouthColors, inner_lip_opening, paint_mouth
 from facecast.portrait.driver import DriverMotion
 from facecast.portrait.mesh_warp import MeshWarp
 from facecast.portrait.pose import N_MESH
 from facecast.portrait.retarget import Retargeter, box_anchors
-from facecast.warp import GRID_STEP, WarpGrid, smoothstep
+from facecast.face.warp import GRID_STEP, WarpGrid, smoothstep
 
 BOX_MARGIN = 4 * GRID_STEP  # px around the still ring
 MOUTH_SAMPLES = 24  # points along each inner-lip edge of the painted mouth
-MASK_FEATHER = 2.0  # coarse (GRID_STEP) px: inward feather of the head mask's edge
+MASK_FEATHER_PX = 4.0  # inward feather of the head mask's edge, frame px
 PAINT_RAMP = 0.04  # face units of extra opening over which the painted mouth fades in
 FINE_PIXELS = 400 * 400  # px: warp boxes up to this area get the field at every pixel (step 1)
 
@@ -76,16 +76,10 @@ class PortraitRenderer:
         px): the warp already shows the avatar's real mouth inside."""
         face = FaceFrame.from_landmarks(mesh)
         upper, lower = inner_lip_edges(face, mesh)
-        rest_gap = lip_gap(*inner_lip_edges(face, rest))
-        weight = float(smoothstep((lip_gap(upper, lower) - rest_gap) / PAINT_RAMP))
-        if weight <= 0.0:
-            return
-        if weight >= 1.0:
-            paint_mouth(out, face, upper, lower, self.colors, face.to_image)
-            return
-        painted = out.copy()
-        paint_mouth(painted, face, upper, lower, self.colors, face.to_image)
-        cv2.addWeighted(painted, weight, out, 1.0 - weight, 0.0, dst=out)
+        rest_gap = inner_lip_opening(*inner_lip_edges(face, rest))
+        weight = float(smoothstep((inner_lip_opening(upper, lower) - rest_gap) / PAINT_RAMP))
+        if weight > 0.0:
+            paint_mouth(out, face, upper, lower, self.colors, face.to_image, opacity=min(weight, 1.0))
 
 
 def inner_lip_edges(face: FaceFrame, mesh: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -104,17 +98,12 @@ def inner_lip_edges(face: FaceFrame, mesh: np.ndarray) -> tuple[np.ndarray, np.n
     return np.stack([a, along(upper)], 1), np.stack([a, along(lower)], 1)
 
 
-def lip_gap(upper: np.ndarray, lower: np.ndarray) -> float:
-    """Largest inner-lip opening (face units) of edges from inner_lip_edges."""
-    return float(max(0.0, (lower[:, 1] - upper[:, 1]).max()))
-
-
 def head_mask(still_ring: np.ndarray, grid: WarpGrid, step: int) -> np.ndarray:
     """(h, w) float32 mask sampled every `step` px over the grid's box: 1 well inside the still
     ring, feathered inward, exactly 0 outside it (what may move)."""
     poly = cv2.convexHull(((still_ring - [grid.x0, grid.y0]) / step).astype(np.float32))[:, 0]
     shape = (len(range(0, grid.height, step)), len(range(0, grid.width, step)))
-    mask = feathered_mask(poly, shape, MASK_FEATHER * GRID_STEP / step)
+    mask = feathered_mask(poly, shape, MASK_FEATHER_PX / step)
     if step > 1:  # upsampling spreads the field by up to a sample: keep that margin inside the ring
         mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=2, borderType=cv2.BORDER_CONSTANT, borderValue=0)
     return mask

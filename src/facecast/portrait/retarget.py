@@ -18,7 +18,7 @@ from facecast.avatar.face_frame import FaceFrame
 from facecast.portrait.driver import CLOSED_GAP, EYE_PAIRS, DriverMotion, closed_estimate, lip_gap
 from facecast.portrait.pose import (BROW_LOWER, N_MESH, Similarity, euler_deg, fit_similarity,
                                     rotation_from_euler, skull_indices)
-from facecast.warp import GRID_STEP, smoothstep
+from facecast.face.warp import GRID_STEP, smoothstep
 
 HEAD_RING = 0.28  # face units beyond the face oval: ring that moves with the head (hair, ears)
 STILL_RING = 0.75  # face units beyond the face oval: ring that stays (background)

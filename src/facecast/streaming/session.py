@@ -366,7 +366,7 @@ class Session:
         if self.settings.idle and not self.avatar.is_video:
             motion = idle_motion(numbers, self.settings.fps, self.settings.seed)
         sources = self.avatar.source_index(numbers, self.settings.fps)
-        return self.backend.render(self.avatar, features, sources, motion)
+        return self.backend.render(self.avatar, features, sources, idle=motion)
 
     def _fire_init(self) -> None:
         with self._epoch_lock:

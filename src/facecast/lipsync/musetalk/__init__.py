@@ -1,33 +1,36 @@
 """The `musetalk` backend: GPU lip-sync with MuseTalk-compatible checkpoints (pip install "facecast[gpu]").
 
-Importing this package needs no torch; the backend's modules load when one is created:
+Importing this package needs no torch (the registry reads `Options` before checking the extra);
+the backend's modules load when one is created:
 
     backend = get_backend("musetalk", model_dir="models/")   # musetalkV15/ or musetalk/, sd-vae/, whisper/
 """
 
 from __future__ import annotations
 
-from facecast.errors import FacecastError
-from facecast.lipsync.base import LipsyncBackend, register_backend
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-GPU_EXTRA_HINT = 'pip install "facecast[gpu]"'
-
-
-class MissingGpuExtra(FacecastError):
-    """The packages of the gpu extra (torch, diffusers, transformers) are not installed."""
-
-
-def create(model_dir=None, **options) -> LipsyncBackend:
-    """Factory registered as "musetalk": MuseTalkBackend(model_dir, **options)."""
-    try:
-        import diffusers  # noqa: F401
-        import torch  # noqa: F401
-        import transformers  # noqa: F401
-    except ImportError as exc:
-        raise MissingGpuExtra(f"backend 'musetalk' needs {exc.name}: {GPU_EXTRA_HINT}") from None
+if TYPE_CHECKING:
     from facecast.lipsync.musetalk.backend import MuseTalkBackend
 
-    return MuseTalkBackend(model_dir, **options)
+
+@dataclass(frozen=True)
+class Options:
+    """Keyword options of get_backend("musetalk"); MuseTalkBackend documents each one."""
+
+    model_dir: str | Path | None = None
+    device: str | None = None
+    dtype: str | None = None
+    batch_size: int | None = None
+    compile: str | None = None
+    models: Any = None  # loading.Models: already loaded networks (tests, benchmarks)
 
 
-register_backend("musetalk", create)
+def create(options: Options) -> "MuseTalkBackend":
+    """Factory of the registry: MuseTalkBackend(**options)."""
+    from facecast.lipsync.musetalk.backend import MuseTalkBackend
+
+    kwargs = {f.name: getattr(options, f.name) for f in fields(options)}
+    return MuseTalkBackend(kwargs.pop("model_dir"), **kwargs)

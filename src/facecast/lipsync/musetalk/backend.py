@@ -193,11 +193,11 @@ class MuseTalkBackend(LipsyncBackend):
         return latents
 
     # -- rendering -----------------------------------------------------------------------
-    def render(self, avatar: Avatar, features: np.ndarray, frame_indices: np.ndarray,
+    def render(self, avatar: Avatar, features: np.ndarray, source_indices: np.ndarray, *,
                idle: np.ndarray | None = None) -> np.ndarray:
-        """features: (B, 50, 384) rows of audio_features; frame_indices: (B,) int source frames;
-        idle: ignored (the model redraws the mouth only). Returns (B, H, W, 3) uint8 BGR."""
-        frame_indices = np.asarray(frame_indices, np.int64)
+        """features: (B, 50, 384) float32 rows of audio_features; source_indices: (B,) int source
+        frames; idle: ignored (the model redraws the mouth only). Returns (B, H, W, 3) uint8 BGR."""
+        frame_indices = np.asarray(source_indices, np.int64)
         width, height = avatar.size
         out = np.empty((len(frame_indices), height, width, 3), np.uint8)
         for lo in range(0, len(frame_indices), self.batch_size):

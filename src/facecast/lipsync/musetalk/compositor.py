@@ -13,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facecast import compose
 from facecast.lipsync.musetalk.crops import CropLayout, paste_affines
 
 FRAMES_ON_DEVICE_BYTES = 2 << 30  # 2 GiB: larger avatars keep full frames on the host
@@ -78,5 +79,5 @@ def blend(planes: AvatarPlanes, crops: torch.Tensor, index: torch.Tensor) -> tor
     else:
         out = region = planes.windows[index]
     source = region.float()
-    region.copy_((source + (generated - source) * alpha + 0.5).clamp_(0.0, 255.0).to(torch.uint8))
+    region.copy_(compose.blend(source, generated, alpha))
     return out

@@ -20,7 +20,7 @@ from facecast.compose import feathered_mask, safe_crop
 CROP = 256  # px: side of the model's face crop
 NOSE_BRIDGE = 195  # mesh point on the lower nose bridge: the crop's middle row
 CHIN_MARGIN = 0.05  # of the chin-to-bridge distance, added below the chin
-MASK_FEATHER = 10.0  # px in the crop: inward feather of the blend mask
+MASK_FEATHER_CROP_PX = 10.0  # inward feather of the blend mask, px of the 256x256 crop
 MASK_TOP = CROP // 2  # rows above this are never blended (the model only redraws the lower half)
 
 
@@ -87,13 +87,13 @@ def blend_mask(landmarks: np.ndarray, box: np.ndarray) -> np.ndarray:
     polygon = lower_face_polygon(landmarks)
     scale = np.array([CROP / (x1 - x0), CROP / (y1 - y0)])
     in_crop = (polygon - [x0, y0] + 0.5) * scale - 0.5
-    inset = MASK_FEATHER / 2
+    inset = MASK_FEATHER_CROP_PX / 2
     limit = np.array([[inset, MASK_TOP], [CROP - 1 - inset, MASK_TOP],
                       [CROP - 1 - inset, CROP - 1 - inset], [inset, CROP - 1 - inset]], np.float32)
     area, clipped = cv2.intersectConvexConvex(in_crop.astype(np.float32), limit)
     if area <= 0 or clipped is None:
         return np.zeros((CROP, CROP), np.float32)
-    return feathered_mask(clipped.reshape(-1, 2), (CROP, CROP), MASK_FEATHER)
+    return feathered_mask(clipped.reshape(-1, 2), (CROP, CROP), MASK_FEATHER_CROP_PX)
 
 
 def paste_affines(boxes: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:

@@ -9,7 +9,8 @@ import numpy as np
 
 from facecast.avatar import topology as topo
 from facecast.avatar.face_frame import FaceFrame
-from facecast.warp import smoothstep
+from facecast.compose import paste
+from facecast.face.warp import smoothstep
 
 MIN_GAP = 0.006  # face units: below this the mouth counts as closed and nothing is painted
 
@@ -42,15 +43,15 @@ class MouthColors:
 
 
 def paint_mouth(out: np.ndarray, face: FaceFrame, upper: np.ndarray, lower: np.ndarray,
-                colors: MouthColors, to_image) -> None:
+                colors: MouthColors, to_image, opacity: float = 1.0) -> None:
     """Paint the cavity between the output inner-lip edges into `out` in place.
 
     out: (H, W, 3) uint8 BGR frame
     upper, lower: (K, 2) inner-lip edges in face units, from one corner to the other
     to_image: maps (N, 2) face units -> (N, 2) px (includes any head motion)
+    opacity: 0..1, scales the painted mouth's coverage (the live portrait fades it in)
     """
-    gap = lower[:, 1] - upper[:, 1]
-    if gap.max() < MIN_GAP:
+    if inner_lip_opening(upper, lower) < MIN_GAP:
         return
     poly = to_image(np.concatenate([upper, lower[::-1]]))
     H, W = out.shape[:2]
@@ -60,10 +61,16 @@ def paint_mouth(out: np.ndarray, face: FaceFrame, upper: np.ndarray, lower: np.n
     if x1 <= x0 or y1 <= y0:
         return
     alpha = _polygon_alpha(poly - [x0, y0], (y1 - y0, x1 - x0))
+    if opacity != 1.0:
+        alpha *= np.float32(opacity)
     a, b = _face_coords(face, x0, y0, x1, y1)
-    inside = _inside_colors(a, b, upper, lower, colors)
-    region = out[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = np.clip(region + (inside - region) * alpha[..., None] + 0.5, 0, 255).astype(np.uint8)
+    paste(out, _inside_colors(a, b, upper, lower, colors), alpha, x0, y0)
+
+
+def inner_lip_opening(upper: np.ndarray, lower: np.ndarray) -> float:
+    """Largest opening (face units, >= 0) between inner-lip edges upper, lower: (K, 2) face
+    units sampled at the same a."""
+    return float(max(0.0, (lower[:, 1] - upper[:, 1]).max()))
 
 
 def _polygon_alpha(poly: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

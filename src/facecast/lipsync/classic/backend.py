@@ -11,15 +11,15 @@ import numpy as np
 
 from facecast.avatar.model import Avatar
 from facecast.compose import feathered_mask
-from facecast.fields import (MouthShape, blink_field, head_weight, inner_lip_contours, mouth_field,
-                             sway_field, sway_forward)
-from facecast.lipsync.base import FeatureStream, LipsyncBackend, register_backend
-from facecast.lipsync.inner_mouth import MouthColors, paint_mouth
-from facecast.lipsync.rig import FaceRig
-from facecast.warp import GRID_STEP, WarpGrid
+from facecast.face.inner_mouth import MouthColors, paint_mouth
+from facecast.face.warp import GRID_STEP, WarpGrid
+from facecast.lipsync.base import FeatureStream, LipsyncBackend
+from facecast.lipsync.classic.fields import (MouthShape, blink_field, head_weight, inner_lip_contours,
+                                             mouth_field, sway_field, sway_forward)
+from facecast.lipsync.classic.rig import FaceRig
 
 MOUTH_COLUMNS = 3  # open, width, round
-MASK_FEATHER = 0.07  # face units: inward feather of the lower-face mask
+MASK_FEATHER_FACE_UNITS = 0.07  # inward feather of the lower-face mask
 STATE_CACHE = 64  # source frames whose rigs are kept
 
 
@@ -68,13 +68,13 @@ class ClassicBackend(LipsyncBackend):
         """Nothing heavy to precompute: rigs are built on first use (a few ms)."""
         self._state(avatar, 0, idle=not avatar.is_video)
 
-    def render(self, avatar: Avatar, features: np.ndarray, frame_indices: np.ndarray,
+    def render(self, avatar: Avatar, features: np.ndarray, source_indices: np.ndarray, *,
                idle: np.ndarray | None = None) -> np.ndarray:
-        """features: (B, 3) open/width/round; frame_indices: (B,) source frames;
-        idle: (B, 4) blink/roll/shift rows from facecast.idle or None.
+        """features: (B, 3) float32 open/width/round; source_indices: (B,) int source frames;
+        idle: (B, 4) float32 blink/roll/shift rows from facecast.idle, or None.
         Returns (B, H, W, 3) uint8 BGR."""
-        out = np.empty((len(frame_indices),) + avatar.frames.shape[1:], np.uint8)
-        for i, (row, src) in enumerate(zip(features, frame_indices)):
+        out = np.empty((len(source_indices),) + avatar.frames.shape[1:], np.uint8)
+        for i, (row, src) in enumerate(zip(features, source_indices)):
             motion = None if idle is None else idle[i]
             out[i] = self.render_one(avatar, row, int(src), motion)
         return out
@@ -133,7 +133,7 @@ def build_state(avatar: Avatar, src: int, idle: bool) -> FrameState:
     box = np.concatenate([np.minimum(box[:2], lower_box[:2]), np.maximum(box[2:], lower_box[2:])])
     grid = WarpGrid.over(box, avatar.size, rig.frame)
     coarse_poly = (rig.lower_face - [grid.x0, grid.y0]) / GRID_STEP
-    feather = MASK_FEATHER * rig.frame.scale / GRID_STEP
+    feather = MASK_FEATHER_FACE_UNITS * rig.frame.scale / GRID_STEP  # coarse px
     mask = feathered_mask(coarse_poly, grid.coarse_shape, feather)
     # Upsampling spreads the field by up to a coarse pixel: keep that margin inside the polygon.
     mask = cv2.erode(mask, np.ones((3, 3), np.uint8), iterations=2, borderType=cv2.BORDER_CONSTANT, borderValue=0)
@@ -148,5 +148,3 @@ def build_state(avatar: Avatar, src: int, idle: bool) -> FrameState:
     return FrameState(rig, grid, mask, grid.region(lower_box), eye_regions,
                       MouthColors.sample(avatar.frames[src], landmarks), head)
 
-
-register_backend("classic", ClassicBackend)

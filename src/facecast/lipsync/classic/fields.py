@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from facecast.lipsync.rig import EyeRig, FaceRig
-from facecast.warp import smoothstep
+from facecast.lipsync.classic.rig import EyeRig, FaceRig
+from facecast.face.warp import smoothstep
 
 MAX_GAP = 0.24  # face units: inner-lip opening at open == 1
 CLOSE_OVERSHOOT = 0.35  # relative: extra closing of an open source mouth
