@@ -15,8 +15,8 @@ import pytest
 from conftest import portrait, talking
 from websockets.sync.client import connect
 
-from facecast.server.harness import ServerProcess
 from probe import mouth_openings
+from support.server_process import ServerProcess, served
 
 TOKEN = "live-test-token-0123456789"
 FRAME_SIZE = 480  # px: driver frames are sent at this size, like a browser's camera canvas
@@ -25,11 +25,8 @@ FRAME_SIZE = 480  # px: driver frames are sent at this size, like a browser's ca
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("live-server")
-    with ServerProcess(env={"FACECAST_API_TOKEN": TOKEN, "FACECAST_SERVER_DIR": str(data)},
-                       log=data / "serve.log") as proc:
+    with served(data, {"FACECAST_API_TOKEN": TOKEN}) as proc:
         yield proc
-        assert proc.alive(), "the server died during the tests"
-        assert "Traceback" not in proc.output(), proc.output()
 
 
 @pytest.fixture(scope="module")
