@@ -10,6 +10,7 @@ from pathlib import Path
 from facecast import __version__
 from facecast.config import DEFAULT_FPS, PrepareSettings, RenderSettings, cache_dir
 from facecast.errors import FacecastError
+from facecast.progress_bar import ProgressBar
 
 DEMO_TEXT = ("Hello! I am an avatar rendered by facecast, entirely on this computer, "
              "with no download and no graphics card.")
@@ -122,7 +123,7 @@ def _run_prepare(args) -> int:
     from facecast.avatar.prepare import prepare
 
     start = time.perf_counter()
-    with _progress("preparing", args.quiet if hasattr(args, "quiet") else False) as progress:
+    with ProgressBar("preparing", args.quiet if hasattr(args, "quiet") else False) as progress:
         avatar = prepare(args.source, PrepareSettings(max_long_side=args.max_size), force=args.force, progress=progress)
     kind = f"video, {avatar.frame_count} frames" if avatar.is_video else "image"
     print(f"{avatar.id}  {avatar.name}  {avatar.size[0]}x{avatar.size[1]}  {kind}  "
@@ -158,15 +159,15 @@ def _render(args, avatar_source: Path, speech) -> int:
 
     video = VideoRender.from_args(args)  # None unless a video-avatar option was given
     start = time.perf_counter()
-    with _progress("preparing", args.quiet) as progress:
+    with ProgressBar("preparing", args.quiet) as progress:
         avatar = prepare(video.source(avatar_source, progress) if video else avatar_source, progress=progress)
     if video:
         video.attach(avatar)
     target = video.staging(args.output) if video else args.output
-    with _progress("rendering", args.quiet) as progress:
+    with ProgressBar("rendering", args.quiet) as progress:
         out = render_to_file(avatar, speech, target, settings, backend=backend, progress=progress)
     if video:
-        with _progress("post-processing", args.quiet) as progress:
+        with ProgressBar("post-processing", args.quiet) as progress:
             out = video.finish(avatar, out, args.output, speech.audio, progress)
     frames = speech.audio.frame_count(args.fps)
     took = time.perf_counter() - start
@@ -182,28 +183,6 @@ def _check_output(path: Path) -> None:
         raise InvalidArgument(f"--output {str(path)!r}: facecast writes MP4 files; use a .mp4 name")
     if not path.parent.exists():
         raise InvalidArgument(f"--output {str(path)!r}: folder {str(path.parent)!r} does not exist")
-
-
-class _progress:
-    """A tqdm bar on stderr as a `progress(done, total)` callback; silent when quiet or not a TTY."""
-
-    def __init__(self, label: str, quiet: bool):
-        self.label, self.quiet, self.bar = label, quiet, None
-
-    def __enter__(self):
-        return None if self.quiet else self.update
-
-    def update(self, done: int, total: int) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=self.label, unit="frame", leave=False, file=sys.stderr,
-                            disable=None)
-        self.bar.update(done - self.bar.n)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ lower face with a synthesized inner mouth. Needs no GPU and no model download.""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import cv2
@@ -16,6 +15,7 @@ from facecast.fields import (MouthShape, blink_field, head_weight, inner_lip_con
 from facecast.lipsync.base import FeatureStream, LipsyncBackend, register_backend
 from facecast.lipsync.inner_mouth import MouthColors, paint_mouth
 from facecast.lipsync.rig import FaceRig
+from facecast.lru import LRU
 from facecast.warp import GRID_STEP, WarpGrid
 
 MOUTH_COLUMNS = 3  # open, width, round
@@ -42,7 +42,7 @@ class ClassicBackend(LipsyncBackend):
     name = "classic"
 
     def __init__(self):
-        self._states: OrderedDict[tuple[str, int, bool], FrameState] = OrderedDict()
+        self._states: LRU[tuple[str, int, bool], FrameState] = LRU(STATE_CACHE)
 
     # -- features ---------------------------------------------------------------
     def audio_features(self, audio, fps: int) -> np.ndarray:
@@ -115,11 +115,7 @@ class ClassicBackend(LipsyncBackend):
         state = self._states.get(key)
         if state is None:
             state = build_state(avatar, src, idle)
-            self._states[key] = state
-            if len(self._states) > STATE_CACHE:
-                self._states.popitem(last=False)
-        else:
-            self._states.move_to_end(key)
+            self._states.put(key, state)
         return state
 
 

@@ -40,17 +40,18 @@ def add_commands(sub) -> None:
 
 
 def run_animate(args) -> int:
-    from facecast.cli import _check_output, _progress
+    from facecast.cli import _check_output
     from facecast.errors import InvalidArgument
     from facecast.portrait.offline import animate_file
     from facecast.portrait.source import load_avatar, still_of
+    from facecast.progress_bar import ProgressBar
 
     _check_output(args.output)
     if args.max_size is not None and args.max_size < 16:
         raise InvalidArgument(f"--max-size {args.max_size!r}: must be at least 16 px")
     start = time.perf_counter()
     avatar = still_of(load_avatar(args.avatar), args.max_size)
-    with _progress("animating", args.quiet) as progress:
+    with ProgressBar("animating", args.quiet) as progress:
         report = animate_file(avatar, args.driver, args.output, mode="absolute" if args.absolute else "relative",
                               crf=args.crf, preset=args.preset, progress=progress)
     took = time.perf_counter() - start

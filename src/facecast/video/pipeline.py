@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from facecast.errors import NoFaceFound
+from facecast.types import Progress
 from facecast.video.analysis import Analysis, analyse
 from facecast.video.composite import Background
 from facecast.video.footlock import FootlockSettings
@@ -22,8 +22,6 @@ from facecast.video.stages import Composite, Footlock, Stabilize, Temporal
 from facecast.video.stream import frames, probe
 from facecast.video.temporal import Box, TemporalSettings
 from facecast.video.transforms import CameraPath
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

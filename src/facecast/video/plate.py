@@ -9,12 +9,12 @@ every sampled frame are inpainted (OpenCV Telea).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from facecast.errors import NoFaceFound
+from facecast.types import Progress
 from facecast.video.matte import PERSON_THRESHOLD, PersonSegmenter, grow, smooth3
 from facecast.video.stream import VideoInfo, count_frames, frames
 
@@ -22,8 +22,6 @@ DEFAULT_SAMPLES = 48  # frames the median is taken over (memory: samples x one f
 PERSON_MARGIN = 0.015  # fraction of the long side the person mask grows by
 INPAINT_RADIUS = 5  # px
 BAND_ROWS = 32  # rows per median band (bounds the float working memory)
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ import json
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from facecast.avatar import topology as topo
 from facecast.errors import InvalidArgument
+from facecast.types import Progress
 from facecast.video.composite import Background
 from facecast.video.output import open_mp4, write_json
 from facecast.video.runner import run_segments
@@ -35,8 +35,6 @@ from facecast.video.transforms import CameraPath
 CAMERA_FILE = "camera_path.json"  # beside the cached avatar
 FACE_REGION_GROW = 0.35  # the pasted-back region: face box grown by this share of its size per side
 MOUTH_GROW = 0.25  # the temporally blended region: mouth box grown by this share per side
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
