@@ -13,6 +13,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import portrait, talking
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from probe import mouth_openings
@@ -267,8 +268,8 @@ def test_avatar_by_id_and_refused_requests(server):
     with Live(server, "avatar=no-such-avatar") as live:
         err = live.wait_for("error")
         assert err["code"] == "avatar" and "does not exist" in err["message"]
-        with pytest.raises(Exception):
-            live.next(timeout=5)  # then the server closes the connection
+        with pytest.raises(ConnectionClosed):
+            live.next(timeout=5)  # then the server closes the connection (a timeout would fail here)
         assert live.ws.close_code == 1008
     with Live(server, "mode=sideways") as live:
         err = live.wait_for("error")

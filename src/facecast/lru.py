@@ -43,6 +43,10 @@ class LRU(Generic[K, V]):
         """Remove `key` (no eviction callback); its value, or None."""
         return self._items.pop(key, None)
 
+    def __getitem__(self, key: K) -> V:
+        """The value of `key` without counting as a use; KeyError when absent."""
+        return self._items[key]
+
     def __contains__(self, key: object) -> bool:
         return key in self._items
 
