@@ -26,7 +26,10 @@ from facecast.video.transforms import CameraPath
 
 @dataclass(frozen=True)
 class VideoJob:
-    """What to do to a video. Stages run in this order: stabilise, temporal, composite, foot lock."""
+    """What to do to a video. Stages run in this order: stabilise, temporal, composite, foot lock.
+
+    The one set of video-step options: `facecast video ...` runs it on a file (run_job), `facecast
+    render` and POST /generate around a render (facecast.video.render.VideoRender)."""
 
     stabilize: bool = False
     window: int = DEFAULT_WINDOW
@@ -41,6 +44,11 @@ class VideoJob:
     segments: int = 0  # 0: as many as max_segment_seconds needs
     max_segment_seconds: float = DEFAULT_MAX_SECONDS
     overlap: int = DEFAULT_OVERLAP
+
+    @property
+    def active(self) -> bool:
+        """Whether any step is asked for."""
+        return self.stabilize or self.temporal or self.background is not None or self.footlock
 
 
 @dataclass
