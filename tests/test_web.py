@@ -73,7 +73,8 @@ def test_typed_text_plays_with_sound(page, tmp_path):
     assert "first frame" in video["status"] and "frames/s" in video["status"]
     shot = page.screenshot(path=str(tmp_path / "web_speaking.png"))
     assert shot.startswith(b"\x89PNG")
-    assert not page.is_disabled("#speak")
+    # Speak is locked while the clip streams in, and unlocks once all of it has arrived.
+    page.wait_for_function("!document.querySelector('#speak').disabled", timeout=15_000)
 
 
 TRIM_WHOLE_CLIP = """async () => {
