@@ -24,7 +24,7 @@ from typing import Iterator
 
 import httpx
 
-READY_TIMEOUT_S = 60.0  # s for imports, the default avatar and the warm-up
+READY_TIMEOUT_S = 180.0  # s for imports, the default avatar and the warm-up (minutes on a loaded 2-core CI machine)
 
 
 def free_port() -> int:
