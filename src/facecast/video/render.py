@@ -71,7 +71,8 @@ class VideoRender:
 
         if self.job.window < 1:
             raise InvalidArgument(f"--stabilize-window {self.job.window!r} must be at least 1 frame")
-        self._stable = stabilized_source(Path(avatar_source), window=self.job.window, progress=progress)
+        self._stable = stabilized_source(Path(avatar_source), window=self.job.window,
+                                         ignore_person=self.job.ignore_person, progress=progress)
         return self._stable.video
 
     def attach(self, avatar) -> None:
