@@ -18,10 +18,9 @@ import platform
 import sys
 from pathlib import Path
 
-from facecast.server.harness import ServerProcess
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_server import pct  # noqa: E402  (the server benchmark's percentile)
+from support.server_process import ServerProcess  # noqa: E402  (tests/support, on the path via bench_server)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

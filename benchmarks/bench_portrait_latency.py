@@ -107,7 +107,8 @@ def main() -> None:
                         "for the server's default avatar, the 512x512 astronaut (the default); repeatable")
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from facecast.server.harness import ServerProcess
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test support: ServerProcess
+    from support.server_process import ServerProcess
 
     frames = camera_frames()
     print(f"machine: {machine()}; load average before: {os.getloadavg()[0]:.2f}")

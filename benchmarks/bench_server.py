@@ -26,9 +26,11 @@ import httpx
 import numpy as np
 
 from facecast.media import fmp4
-from facecast.server.harness import ServerProcess
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # test support: ServerProcess
+from support.server_process import ServerProcess  # noqa: E402
+
 DATA = REPO.parent / "shared" / "data"
 SPEECH_FILE = DATA / "speech" / "en_radio_address_01_8s.wav"
 LIVE_FILE = DATA / "speech" / "en_radio_address_02_8s.wav"

@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # test support: synthetic clips, metrics
 
 from bench_video_all import machine, print_table  # noqa: E402
 
-from facecast.video import metrics as M  # noqa: E402
-from facecast.video import synthetic as syn  # noqa: E402
+from support import metrics as M  # noqa: E402  (tests/support)
+from support import synthetic as syn  # noqa: E402  (tests/support)
 from facecast.video.plate import extract_plate  # noqa: E402
 from facecast.video.stream import frames, probe  # noqa: E402
 

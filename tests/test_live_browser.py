@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from conftest import talking
 
-from facecast.server.harness import ServerProcess
 from probe import mouth_openings
+from support.server_process import served
 
 pytestmark = pytest.mark.browser
 
@@ -51,10 +51,8 @@ def write_y4m(clip: Path, out: Path, size=(640, 480)) -> Path:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("live-web-server")
-    with ServerProcess(env={"FACECAST_API_TOKEN": TOKEN, "FACECAST_SERVER_DIR": str(data)},
-                       log=data / "serve.log") as proc:
+    with served(data, {"FACECAST_API_TOKEN": TOKEN}) as proc:
         yield proc
-        assert proc.alive() and "Traceback" not in proc.output(), proc.output()
 
 
 @pytest.fixture(scope="module")

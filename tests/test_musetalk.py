@@ -188,7 +188,6 @@ def test_stream_releases_frames_once_their_lookahead_arrived(backend, clip):
 
 
 def test_stream_at_48_khz(backend, clip):
-    pytest.importorskip("facecast.audio.resampling")
     from scipy.signal import resample_poly
 
     samples = resample_poly(clip.samples, 3, 1).astype(np.float32)

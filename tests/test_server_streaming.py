@@ -235,11 +235,12 @@ def test_live_session_idles_in_real_time_and_interrupt_closes_the_mouth(avatar):
     backend = RecordingBackend()
     session = make_session(avatar, backend, live=True, rate=48000)
     session.start()
-    time.sleep(0.4)
+    assert _within(3.0, lambda: len(backend.rows) >= 8), "a live session idles without speech"
     loud = Speech(Audio((0.3 * np.sin(np.arange(48000) * 0.05)).astype(np.float32), 48000))
     session.say(speech_from_text("Open wide and say aah, for a long long time."))
     assert _within(3.0, lambda: any(row[0] > 0.05 for row in backend.rows)), "speech opens the mouth"
-    time.sleep(0.2)
+    opened = len(backend.rows)
+    assert _within(3.0, lambda: len(backend.rows) >= opened + 4), "speech goes on"
     spoken = len(backend.rows)
     session.interrupt()
     assert _within(3.0, lambda: len(backend.rows) >= spoken + 8), "frames go on after the interrupt"

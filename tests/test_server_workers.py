@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from facecast.media import fmp4
-from facecast.server.harness import ServerProcess
+from support.server_process import served
 
 LONG_TEXT = "The quick brown fox jumps over the lazy dog, and then it runs home again. " * 6  # ~30 s of speech
 
@@ -19,11 +19,9 @@ LONG_TEXT = "The quick brown fox jumps over the lazy dog, and then it runs home 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     data = tmp_path_factory.mktemp("workers-server")
-    env = {"FACECAST_SERVER_DIR": str(data), "FACECAST_WORKERS": "1"}
-    with ServerProcess(env=env, log=data / "serve.log") as server:
+    with served(data, {"FACECAST_WORKERS": "1"}) as server:
         with httpx.Client(base_url=server.url, timeout=300.0) as c:
             yield c
-        assert server.alive() and "Traceback" not in server.output(), server.output()
 
 
 def tts_count(client) -> int:

@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from support import metrics as M
+from support import synthetic as syn
 
 from facecast.cli import main
-from facecast.video import metrics as M
-from facecast.video import synthetic as syn
 from facecast.video.stream import frames, probe
 
 DATA = syn.data_dir()

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import synthetic as syn
 
 from facecast.cli import main
 from facecast.errors import CorruptMedia, FacecastError, InvalidArgument, NoFaceFound, UnsupportedMedia
-from facecast.video import synthetic as syn
 from facecast.video.pipeline import VideoJob, run_job
 
 PORTRAITS = syn.data_dir() / "portraits"

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import metrics as M
+from support import synthetic as syn
 
 from facecast.errors import InvalidArgument, NoFaceFound
-from facecast.video import metrics as M
-from facecast.video import synthetic as syn
 from facecast.video.contacts import ContactSettings, detect_contacts, ground_line, runs
 from facecast.video.foot_tracking import touchdown, track_contact
 from facecast.video.footlock import FootlockSettings, fit_similarity, image_moves, lock_feet

@@ -6,10 +6,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from support import metrics as M
+from support import synthetic as syn
 
 from facecast.errors import NoFaceFound
-from facecast.video import metrics as M
-from facecast.video import synthetic as syn
 from facecast.video.composite import Background, cover
 from facecast.video.pipeline import VideoJob, run_job
 from facecast.video.plate import extract_plate, masked_median, sample_indices

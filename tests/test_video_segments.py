@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import synthetic as syn
 
-from facecast.video import synthetic as syn
 from facecast.video.pipeline import VideoJob, run_job
 from facecast.video.runner import crossfade, run_segments
 from facecast.video.segments import plan_segments

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import metrics as M
+from support import synthetic as syn
 
 from facecast.errors import CorruptMedia
-from facecast.video import metrics as M
-from facecast.video import synthetic as syn
 from facecast.video.analysis import analyse
 from facecast.video.pipeline import VideoJob, run_job
 from facecast.video.stabilize import camera_path, moving_average, reshake_frame, stabilize_frame

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import metrics as M
+from support import synthetic as syn
 
 from facecast.errors import InvalidArgument
-from facecast.video import metrics as M
-from facecast.video import synthetic as syn
 from facecast.video.temporal import FlowBlender, TemporalSettings, blend_weight
 
 PORTRAITS = syn.data_dir() / "portraits"

@@ -11,6 +11,7 @@ from facecast import __version__
 from facecast.config import (DEFAULT_FPS, MAX_FPS, X264_PRESETS, PrepareSettings, RenderSettings, cache_dir,
                              check_crf, check_fps, check_max_size, check_seed)
 from facecast.errors import FacecastError, InvalidArgument
+from facecast.progress_bar import ProgressBar
 
 DEMO_TEXT = ("Hello! I am an avatar rendered by facecast, entirely on this computer, "
              "with no download and no graphics card.")
@@ -190,7 +191,7 @@ def _run_prepare(args) -> int:
     if avatar_file(args.source, "prepare") is None:
         raise InvalidArgument(f"prepare {args.source!r}: this is already a prepared avatar's id; give an image "
                               "or video file")
-    with _progress("preparing", args.quiet if hasattr(args, "quiet") else False) as progress:
+    with ProgressBar("preparing", args.quiet if hasattr(args, "quiet") else False) as progress:
         avatar = resolve_avatar(args.source, settings, force=args.force, progress=progress, option="prepare")
     kind = f"video, {avatar.frame_count} frames" if avatar.is_video else "image"
     print(f"{avatar.id}  {avatar.name}  {avatar.size[0]}x{avatar.size[1]}  {kind}  "
@@ -240,26 +241,26 @@ def _render(args, avatar_ref: Path | str, speech) -> int:
 
     video = VideoRender.from_args(args)  # None unless a video-avatar option was given
     is_file = isinstance(avatar_ref, Path)
-    if video and not is_file and (video.options.stabilize or video.options.footlock):
+    if video and not is_file and (video.job.stabilize or video.job.footlock):
         raise InvalidArgument(f"--avatar {avatar_ref!r} is a prepared avatar's id; --stabilize and --footlock "
                               "need the video file")
-    if video and not is_file and video.options.plate is not None:
+    if video and not is_file and video.job.background is not None:
         from facecast.video.composite import Background
 
-        Background(video.options.plate, (16, 16))  # a bad background fails before rendering (as in video.source)
-    if video and is_file and video.options.stabilize:  # the stabilised copy is already cut: warn about the source
+        Background(video.job.background, (16, 16))  # a bad background fails before rendering (as in video.source)
+    if video and is_file and video.job.stabilize:  # the stabilised copy is already cut: warn about the source
         warn_long_video(avatar_ref, prepare_settings.max_video_seconds)
     start = time.perf_counter()
-    with _progress("preparing", args.quiet) as progress:
+    with ProgressBar("preparing", args.quiet) as progress:
         source = video.source(avatar_ref, progress) if video and is_file else avatar_ref
         avatar = resolve_avatar(source, prepare_settings, progress=progress)
     if video:
         video.attach(avatar)
     target = video.staging(args.output) if video else args.output
-    with _progress("rendering", args.quiet) as progress:
+    with ProgressBar("rendering", args.quiet) as progress:
         out = render_to_file(avatar, speech, target, settings, backend=backend, progress=progress)
     if video:
-        with _progress("post-processing", args.quiet) as progress:
+        with ProgressBar("post-processing", args.quiet) as progress:
             out = video.finish(avatar, out, args.output, speech.audio, progress)
     frames = speech.audio.frame_count(args.fps)
     took = time.perf_counter() - start
@@ -273,28 +274,6 @@ def _check_output(path: Path, inputs=()) -> None:
     from facecast.outputs import check_output
 
     check_output(path, (".mp4",), "--output", inputs)
-
-
-class _progress:
-    """A tqdm bar on stderr as a `progress(done, total)` callback; silent when quiet or not a TTY."""
-
-    def __init__(self, label: str, quiet: bool):
-        self.label, self.quiet, self.bar = label, quiet, None
-
-    def __enter__(self):
-        return None if self.quiet else self.update
-
-    def update(self, done: int, total: int) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=self.label, unit="frame", leave=False, file=sys.stderr,
-                            disable=None)
-        self.bar.update(done - self.bar.n)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 if __name__ == "__main__":

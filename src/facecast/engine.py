@@ -9,7 +9,6 @@ import queue
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -20,11 +19,10 @@ from facecast.errors import InvalidArgument
 from facecast.idle import idle_motion
 from facecast.lipsync.base import LipsyncBackend, get_backend
 from facecast.media.writer import Mp4Writer
+from facecast.types import Progress
 
 BATCH = 8  # frames rendered per backend call
 QUEUE_BATCHES = 4  # rendered batches waiting for the encoder at most
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

@@ -48,3 +48,7 @@ class InvalidArgument(FacecastError, ValueError):
 
 class ModelFilesMissing(FacecastError):
     """A model directory lacks files a backend needs; the message lists them."""
+
+
+class MissingDependency(FacecastError):
+    """A package facecast needs for this step is not installed; the message says how to install it."""

@@ -4,7 +4,6 @@ over time (video), and store the result in the content-hashed cache."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -14,11 +13,10 @@ from facecast.avatar.model import Avatar
 from facecast.config import PrepareSettings
 from facecast.errors import NoFaceFound, UnsupportedMedia
 from facecast.media.reader import read_visual
+from facecast.types import Progress
 
 LANDMARK_SIGMA = 1.0  # frames: temporal smoothing of video meshes (removes tracker jitter)
 MIN_FACE_FRACTION = 0.5  # a video avatar needs a face in at least this share of frames
-
-Progress = Callable[[int, int], None]
 
 
 def prepare(source: str | Path, settings: PrepareSettings = PrepareSettings(), *,

@@ -43,18 +43,19 @@ def add_commands(sub) -> None:
 
 def run_animate(args) -> int:
     from facecast.avatar.resolve import avatar_file
-    from facecast.cli import _check_output, _progress
+    from facecast.cli import _check_output
     from facecast.config import PrepareSettings
     from facecast.outputs import check_inputs
     from facecast.portrait.offline import animate_file
     from facecast.portrait.source import load_avatar, still_of
+    from facecast.progress_bar import ProgressBar
 
     source = avatar_file(args.avatar) if args.avatar else None
     _check_output(args.output, [("--avatar", source), ("--driver", args.driver)])
     check_inputs([("--driver", args.driver)])
     start = time.perf_counter()
     avatar = still_of(load_avatar(args.avatar, PrepareSettings(face=args.face)), args.max_size)
-    with _progress("animating", args.quiet) as progress:
+    with ProgressBar("animating", args.quiet) as progress:
         report = animate_file(avatar, args.driver, args.output, mode="absolute" if args.absolute else "relative",
                               crf=args.crf, preset=args.preset, progress=progress)
     took = time.perf_counter() - start

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import av
 import numpy as np
@@ -15,8 +15,8 @@ from facecast.media.reader import rotate
 from facecast.portrait.animator import PortraitAnimator
 from facecast.portrait.driver import FilterSettings
 from facecast.portrait.source import StillAvatar
+from facecast.types import Progress
 
-Progress = Callable[[int, int], None]
 MAX_DRIVER_SECONDS = 600.0  # s: longer drivers are cut here
 
 

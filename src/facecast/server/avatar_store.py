@@ -9,18 +9,18 @@ call them from a worker thread.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 
 from facecast.avatar.cache import AvatarCache, content_key
 from facecast.avatar.model import Avatar
 from facecast.config import PrepareSettings
 from facecast.errors import FacecastError, NotFound
+from facecast.files import atomic_write
+from facecast.lru import LRU
 from facecast.server.errors import Conflict
 from facecast.server.uploads import sniff_visual
 from facecast.streaming.telemetry import Telemetry
@@ -43,7 +43,7 @@ class AvatarStore:
         self.telemetry = telemetry
         self._lock = threading.RLock()
         self._prepare_lock = threading.Lock()  # one preparation at a time (the face mesh is heavy)
-        self._loaded: OrderedDict[str, Avatar] = OrderedDict()
+        self._loaded: LRU[str, Avatar] = LRU(LOADED_AVATARS)
         self._entries, self.default_id = self._read_index()
 
     # -- queries ----------------------------------------------------------------------------
@@ -69,7 +69,6 @@ class AvatarStore:
         with self._lock:
             avatar = self._loaded.get(key)
             if avatar is not None:
-                self._loaded.move_to_end(key)
                 self.telemetry.count("avatar_memory_hits")
                 return avatar_id, avatar
         self.telemetry.count("avatar_memory_misses")
@@ -134,7 +133,7 @@ class AvatarStore:
             self._write_index()
             if any(e["key"] == key for e in self._entries.values()):
                 return
-            self._loaded.pop(key, None)
+            self._loaded.pop(key)
         (self.sources / key).unlink(missing_ok=True)
         try:
             self.cache.delete(key)
@@ -163,7 +162,7 @@ class AvatarStore:
 
         source = self.sources / key
         if not source.is_file():
-            _write_atomic(source, data)
+            atomic_write(source, data)
         try:
             with self._prepare_lock:
                 start = time.perf_counter()
@@ -191,10 +190,7 @@ class AvatarStore:
 
     def _remember(self, key: str, avatar: Avatar) -> None:
         with self._lock:
-            self._loaded[key] = avatar
-            self._loaded.move_to_end(key)
-            while len(self._loaded) > LOADED_AVATARS:
-                self._loaded.popitem(last=False)
+            self._loaded.put(key, avatar)
 
     def _known_key(self, key: str) -> bool:
         with self._lock:
@@ -220,14 +216,8 @@ class AvatarStore:
             return {}, None  # a damaged index: start empty, sources stay on disk
 
     def _write_index(self) -> None:
-        _write_atomic(self.index_file, json.dumps({"avatars": self._entries, "default": self.default_id},
+        atomic_write(self.index_file, json.dumps({"avatars": self._entries, "default": self.default_id},
                                                   indent=1).encode())
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _display_name(name: str | None) -> str:

@@ -43,7 +43,10 @@ def add_commands(sub) -> None:
 
 
 def run_serve(args) -> int:
-    import uvicorn
+    from facecast.deps import require
+
+    require("fastapi")  # the server extra, with the install command when missing
+    uvicorn = require("uvicorn")
 
     from facecast.server.app import create_app
     from facecast.server.redact import install_log_redaction

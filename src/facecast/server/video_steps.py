@@ -8,28 +8,28 @@ Blocking: run from a worker thread. Errors name the upload, never the server's f
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from facecast.avatar.prepare import prepare
 from facecast.errors import FacecastError
 from facecast.server.uploads import sniff_visual
-from facecast.video.render import VideoOptions, VideoRender
+from facecast.video.pipeline import VideoJob
+from facecast.video.render import VideoRender
 
 
 @dataclass(frozen=True)
 class VideoRequest:
-    """What the client asked for; `background` is the uploaded image or video (bytes) or None."""
+    """What the client asked for: the steps (a VideoJob; its `background` is set from the upload
+    once that is on disk) and the uploaded background image or video (bytes) or None."""
 
-    stabilize: bool = False
-    temporal: bool = False
-    footlock: bool = False
+    steps: VideoJob = VideoJob()
     background: bytes | None = None
     background_name: str = "background"
 
     @property
     def active(self) -> bool:
-        return self.stabilize or self.temporal or self.footlock or self.background is not None
+        return self.steps.active or self.background is not None
 
     def check(self) -> None:
         """Refuse a background that is not an image or video (415) before any work."""
@@ -48,9 +48,7 @@ def render_with_video_steps(request: VideoRequest, source: Path, label: str, spe
     if plate is not None:
         plate.write_bytes(request.background)
         names[str(plate)] = f"background {request.background_name!r}"
-    options = VideoOptions(stabilize=request.stabilize, temporal=request.temporal, plate=plate,
-                           footlock=request.footlock, preset="ultrafast")
-    video = VideoRender(options)
+    video = VideoRender(replace(request.steps, background=plate), preset="ultrafast")
     try:
         avatar = prepare(video.source(source))
         video.attach(avatar)

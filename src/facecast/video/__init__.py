@@ -14,5 +14,6 @@ The pipeline is decompose -> stabilise -> generate -> composite -> re-shake (doc
 - `matte`, `plate`, `composite`: person mattes, the background plate, new backgrounds
 - `pose`, `contacts`, `footlock`: foot keypoints, contacts, local foot corrections
 - `pipeline`, `commands`, `cli`: `facecast video ...`; `stable_source`, `render`: `facecast render`
-- `metrics`, `synthetic`: ground-truth measures and clips for tests and benchmarks
+
+Ground-truth measures and synthetic clips for tests and benchmarks live in tests/support/.
 """

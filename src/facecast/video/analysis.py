@@ -4,20 +4,18 @@ motion between frames and how much the picture changes (for segment cuts)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from facecast.errors import UnsupportedMedia
+from facecast.types import Progress
 from facecast.video.motion import IDENTITY, MotionTracker
 from facecast.video.stream import VideoInfo, frames
 from facecast.video.transforms import rescale
 
 ANALYSIS_LONG_SIDE = 480  # px: analysis frames are scaled to this long side
 PERSON_GROW = 0.03  # fraction of the long side: margin around the person kept out of tracking
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

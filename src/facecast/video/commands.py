@@ -2,36 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from facecast.errors import InvalidArgument
+from facecast.progress_bar import ProgressBar
 from facecast.video.contacts import ContactSettings
 from facecast.video.footlock import FootlockSettings
 from facecast.video.pipeline import JobReport, VideoJob, run_job
-
-
-class Bar:
-    """A tqdm bar on stderr as a `progress(done, total)` callback; silent when quiet or not a TTY."""
-
-    def __init__(self, label: str, quiet: bool = False):
-        self.label, self.quiet, self.bar = label, quiet, None
-
-    def __enter__(self):
-        return None if self.quiet else self.update
-
-    def update(self, done: int, total: int) -> None:
-        if self.bar is None:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=self.label, unit="frame", leave=False, file=sys.stderr, disable=None)
-        if total and total != self.bar.total:
-            self.bar.total = total
-        self.bar.update(done - self.bar.n)
-
-    def __exit__(self, *exc) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def _segment_args(args) -> dict:
@@ -48,7 +25,7 @@ def _check_io(args, *inputs: tuple[str, Path | None], suffixes: tuple[str, ...] 
 
 
 def _run(args, job: VideoJob, label: str) -> JobReport:
-    with Bar("analysing", args.quiet) as analysing, Bar(label, args.quiet) as progress:
+    with ProgressBar("analysing", args.quiet) as analysing, ProgressBar(label, args.quiet) as progress:
         return run_job(args.source, args.output, job, progress=progress, analysis_progress=analysing)
 
 
@@ -79,7 +56,7 @@ def reshake(args) -> int:
     from facecast.video.reshake import reshake_video
 
     _check_io(args, ("--transforms", args.transforms))
-    with Bar("re-shaking", args.quiet) as progress:
+    with ProgressBar("re-shaking", args.quiet) as progress:
         frames, seconds = reshake_video(args.source, args.transforms, args.output,
                                         frame_map=args.frame_map, progress=progress)
     print(f"wrote {args.output}: {frames} frames in {seconds:.1f} s")
@@ -122,7 +99,7 @@ def plate(args) -> int:
     if args.samples < 1:
         raise InvalidArgument(f"--samples {args.samples!r} must be at least 1")
     info = probe(args.source)
-    with Bar("sampling", args.quiet) as progress:
+    with ProgressBar("sampling", args.quiet) as progress:
         result = extract_plate(info, samples=args.samples, require_person=not args.allow_no_person,
                                progress=progress)
     write_image(args.output, result.image)

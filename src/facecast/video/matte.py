@@ -11,9 +11,7 @@ import numpy as np
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import mediapipe as mp  # noqa: E402
-
-from facecast.avatar.landmarks import quiet_native_stderr  # noqa: E402
+from facecast.avatar.landmarks import mp, quiet_native_stderr  # noqa: E402
 
 PERSON_THRESHOLD = 0.5  # matte value above which a pixel counts as person
 _lock = threading.Lock()

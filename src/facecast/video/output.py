@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import cv2
@@ -11,6 +10,7 @@ import numpy as np
 
 from facecast.audio.pcm import Audio
 from facecast.errors import CorruptMedia, EmptyAudio, InvalidArgument, UnsupportedMedia
+from facecast.files import atomic_path, atomic_write
 from facecast.media.writer import Mp4Writer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -41,29 +41,16 @@ def open_mp4(path: Path, size: tuple[int, int], fps: float, audio: Audio | None 
 
 def write_json(path: Path, data: dict) -> Path:
     """Write JSON under a temporary name, then rename into place."""
-    return _atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=1)))
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+    return Path(path)
 
 
 def write_image(path: Path, image: np.ndarray) -> Path:
     """Write (H, W, 3) uint8 BGR as PNG/JPEG/... by suffix, under a temporary name first."""
     suffix = Path(path).suffix.lower()
 
-    def encode(tmp: Path) -> None:
-        ok, data = cv2.imencode(suffix, image)
-        if not ok:
-            raise InvalidArgument(f"{path}: OpenCV cannot write {suffix} images")
-        tmp.write_bytes(data.tobytes())
-
-    return _atomic(path, encode)
-
-
-def _atomic(path: Path, write) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    ok, data = cv2.imencode(suffix, image)
+    if not ok:
+        raise InvalidArgument(f"{path}: OpenCV cannot write {suffix} images")
+    return atomic_write(path, data.tobytes())

@@ -8,9 +8,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from facecast.errors import NoFaceFound
+from facecast.types import Progress
 from facecast.video.analysis import Analysis, analyse
 from facecast.video.composite import Background
 from facecast.video.footlock import FootlockSettings
@@ -23,12 +23,13 @@ from facecast.video.stream import frames, probe
 from facecast.video.temporal import Box, TemporalSettings
 from facecast.video.transforms import CameraPath
 
-Progress = Callable[[int, int], None]
-
 
 @dataclass(frozen=True)
 class VideoJob:
-    """What to do to a video. Stages run in this order: stabilise, temporal, composite, foot lock."""
+    """What to do to a video. Stages run in this order: stabilise, temporal, composite, foot lock.
+
+    The one set of video-step options: `facecast video ...` runs it on a file (run_job), `facecast
+    render` and POST /generate around a render (facecast.video.render.VideoRender)."""
 
     stabilize: bool = False
     window: int = DEFAULT_WINDOW
@@ -43,6 +44,11 @@ class VideoJob:
     segments: int = 0  # 0: as many as max_segment_seconds needs
     max_segment_seconds: float = DEFAULT_MAX_SECONDS
     overlap: int = DEFAULT_OVERLAP
+
+    @property
+    def active(self) -> bool:
+        """Whether any step is asked for."""
+        return self.stabilize or self.temporal or self.background is not None or self.footlock
 
 
 @dataclass

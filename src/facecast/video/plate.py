@@ -9,12 +9,12 @@ every sampled frame are inpainted (OpenCV Telea).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np
 
 from facecast.errors import NoFaceFound
+from facecast.types import Progress
 from facecast.video.matte import PERSON_THRESHOLD, PersonSegmenter, grow, smooth3
 from facecast.video.stream import VideoInfo, count_frames, frames
 
@@ -23,8 +23,6 @@ PERSON_MARGIN = 0.015  # fraction of the long side the person mask grows by
 INPAINT_RADIUS = 5  # px
 BAND_ROWS = 32  # rows per median band (bounds the float working memory)
 CONFIRM_FRAMES = 8  # sampled frames searched for a face or a body before the person mask is trusted
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)

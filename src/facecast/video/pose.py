@@ -13,9 +13,7 @@ import numpy as np
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import mediapipe as mp  # noqa: E402
-
-from facecast.avatar.landmarks import quiet_native_stderr  # noqa: E402
+from facecast.avatar.landmarks import mp, quiet_native_stderr  # noqa: E402
 
 # mediapipe pose landmark numbers per foot (the person's left foot first): ankle, heel, toe tip
 FEET = ((27, 29, 31), (28, 30, 32))

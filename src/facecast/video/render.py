@@ -3,7 +3,7 @@ then post-process the rendered MP4 (temporal blending of the mouth, new backgrou
 re-shake, foot lock), segment by segment.
 
     add_render_arguments(parser)                   # facecast.video.cli: the render flags
-    video = VideoRender.from_args(args)           # None when no video flag is given
+    video = VideoRender.from_args(args)           # None when no video flag is given (else VideoRender(job))
     source = video.source(avatar_source)           # the stabilised copy (cached) or the source
     avatar = prepare(source)
     video.attach(avatar)                           # camera path JSON beside the cached avatar
@@ -14,17 +14,17 @@ re-shake, foot lock), segment by segment.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from facecast.avatar import topology as topo
 from facecast.errors import InvalidArgument
+from facecast.types import Progress
 from facecast.video.composite import Background
 from facecast.video.output import open_mp4, write_json
+from facecast.video.pipeline import VideoJob, require_feet
 from facecast.video.runner import run_segments
 from facecast.video.defaults import DEFAULT_MAX_SECONDS, DEFAULT_OVERLAP, DEFAULT_WINDOW
 from facecast.video.segments import plan_segments
@@ -36,63 +36,43 @@ CAMERA_FILE = "camera_path.json"  # beside the cached avatar
 FACE_REGION_GROW = 0.35  # the pasted-back region: face box grown by this share of its size per side
 MOUTH_GROW = 0.25  # the temporally blended region: mouth box grown by this share per side
 
-Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class VideoOptions:
-    stabilize: bool = False
-    window: int = DEFAULT_WINDOW
-    temporal: bool = False
-    plate: Path | None = None
-    footlock: bool = False
-    segments: int = 0
-    max_segment_seconds: float = DEFAULT_MAX_SECONDS
-    overlap: int = DEFAULT_OVERLAP
-    crf: int = 20
-    preset: str = "veryfast"
-
-    @property
-    def active(self) -> bool:
-        return self.stabilize or self.temporal or self.plate is not None or self.footlock
-
 
 class VideoRender:
-    """Runs the video steps for one render."""
+    """Runs the video steps of `job` (its `background` is the plate) for one render; the result
+    is encoded at `crf` / `preset`."""
 
-    def __init__(self, options: VideoOptions):
-        self.options = options
+    def __init__(self, job: VideoJob, crf: int = 20, preset: str = "veryfast"):
+        self.job, self.crf, self.preset = job, crf, preset
         self._stable = None
 
     @classmethod
     def from_args(cls, args) -> "VideoRender | None":
         """From `facecast render` arguments; None when no video step was asked for."""
-        o = VideoOptions(getattr(args, "stabilize", False), getattr(args, "stabilize_window", DEFAULT_WINDOW),
-                         getattr(args, "temporal", False), getattr(args, "plate", None),
-                         getattr(args, "footlock", False), getattr(args, "segments", 0),
-                         getattr(args, "max_segment_seconds", DEFAULT_MAX_SECONDS),
-                         getattr(args, "overlap", DEFAULT_OVERLAP), getattr(args, "crf", 20),
-                         getattr(args, "preset", "veryfast"))
-        return cls(o) if o.active else None
+        job = VideoJob(stabilize=getattr(args, "stabilize", False),
+                       window=getattr(args, "stabilize_window", DEFAULT_WINDOW),
+                       temporal=getattr(args, "temporal", False), background=getattr(args, "plate", None),
+                       footlock=getattr(args, "footlock", False), segments=getattr(args, "segments", 0),
+                       max_segment_seconds=getattr(args, "max_segment_seconds", DEFAULT_MAX_SECONDS),
+                       overlap=getattr(args, "overlap", DEFAULT_OVERLAP))
+        return cls(job, getattr(args, "crf", 20), getattr(args, "preset", "veryfast")) if job.active else None
 
     def source(self, avatar_source: Path, progress: Progress | None = None) -> Path:
         """The path to prepare: a stabilised copy of a video source (cached), else the source."""
-        if self.options.plate is not None:
-            Background(self.options.plate, (16, 16))  # fail on a bad background before rendering
-        if (self.options.stabilize or self.options.footlock) and _is_still(Path(avatar_source)):
-            flag = "--stabilize" if self.options.stabilize else "--footlock"
+        if self.job.background is not None:
+            Background(self.job.background, (16, 16))  # fail on a bad background before rendering
+        if (self.job.stabilize or self.job.footlock) and _is_still(Path(avatar_source)):
+            flag = "--stabilize" if self.job.stabilize else "--footlock"
             raise InvalidArgument(f"{flag}: {avatar_source} is a still image; {flag} needs a video avatar")
-        if self.options.footlock:
-            from facecast.video.pipeline import require_feet
-
+        if self.job.footlock:
             require_feet(probe(avatar_source))
-        if not self.options.stabilize:
+        if not self.job.stabilize:
             return Path(avatar_source)
         from facecast.video.stable_source import stabilized_source
 
-        if self.options.window < 1:
-            raise InvalidArgument(f"--stabilize-window {self.options.window!r} must be at least 1 frame")
-        self._stable = stabilized_source(Path(avatar_source), window=self.options.window, progress=progress)
+        if self.job.window < 1:
+            raise InvalidArgument(f"--stabilize-window {self.job.window!r} must be at least 1 frame")
+        self._stable = stabilized_source(Path(avatar_source), window=self.job.window,
+                                         ignore_person=self.job.ignore_person, progress=progress)
         return self._stable.video
 
     def attach(self, avatar) -> None:
@@ -111,26 +91,26 @@ class VideoRender:
             info = probe(rendered)
             count = _frame_count(rendered, info)
             stages = self._stages(avatar, info.size, info.fps)
-            plan = plan_segments(count, _landmark_motion(avatar, count, info.fps), count=self.options.segments,
-                                 max_frames=max(2 * self.options.overlap + 2,
-                                                int(self.options.max_segment_seconds * info.fps)),
-                                 overlap=self.options.overlap)
-            with open_mp4(output, info.size, info.fps, audio, crf=self.options.crf, preset=self.options.preset) as w:
-                run_segments(frames(info), plan, stages, w.write, overlap=self.options.overlap, progress=progress)
+            plan = plan_segments(count, _landmark_motion(avatar, count, info.fps), count=self.job.segments,
+                                 max_frames=max(2 * self.job.overlap + 2,
+                                                int(self.job.max_segment_seconds * info.fps)),
+                                 overlap=self.job.overlap)
+            with open_mp4(output, info.size, info.fps, audio, crf=self.crf, preset=self.preset) as w:
+                run_segments(frames(info), plan, stages, w.write, overlap=self.job.overlap, progress=progress)
         finally:
             Path(rendered).unlink(missing_ok=True)
         return Path(output)
 
     def _stages(self, avatar, size, fps) -> list:
-        o, stages = self.options, []
+        o, stages = self.job, []
         src = partial(avatar.source_index, output_fps=fps)  # output frame -> the source frame it shows
         if o.temporal:
             stages.append(Temporal(lambda n: mouth_box(avatar, int(src(n)), MOUTH_GROW)))
-        if o.plate is not None:
-            stages.append(Composite(Background(o.plate, size)))
+        if o.background is not None:
+            stages.append(Composite(Background(o.background, size)))
         if o.stabilize:
             stages.append(_reshake_stage(avatar, src, self._camera(avatar), size,
-                                         self._stable.originals() if self._stable and o.plate is None else None))
+                                         self._stable.originals() if self._stable and o.background is None else None))
         if o.footlock:
             stages.append(Footlock(fps))
         return stages

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
 
 from facecast.errors import InvalidArgument
+from facecast.types import Progress
 from facecast.video.output import check_output, open_mp4, soundtrack
 from facecast.video.runner import run_segments
 from facecast.video.segments import plan_segments
@@ -17,8 +17,6 @@ from facecast.video.transforms import CameraPath
 
 FRAME_MAPS = ("pingpong", "loop", "clamp")
 CHUNK_FRAMES = 64  # frames per batch (re-shaking keeps no state)
-
-Progress = Callable[[int, int], None]
 
 
 def source_frame(number: int, count: int, how: str = "pingpong") -> int:

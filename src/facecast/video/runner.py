@@ -12,6 +12,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from facecast.types import Progress
 from facecast.video.segments import Segment
 
 Stage = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -22,7 +23,6 @@ is what it found in frames the next call sees again (the run-in), keyed by frame
 Footlock stage keeps its contact anchors across a cut this way)."""
 
 Sink = Callable[[np.ndarray], None]
-Progress = Callable[[int, int], None]
 
 
 def crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:

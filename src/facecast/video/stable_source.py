@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from facecast.config import PrepareSettings, cache_dir
+from facecast.files import atomic_dir
+from facecast.types import Progress
 from facecast.video.analysis import analyse
 from facecast.video.output import open_mp4
 from facecast.video.runner import run_segments
@@ -31,8 +30,6 @@ from facecast.video.transforms import CameraPath
 
 VERSION = 1  # bump when the stabilised output changes
 CHUNK_FRAMES = 64  # frames per batch while warping (stabilising keeps no state between frames)
-
-Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -68,20 +65,12 @@ def stabilized_source(source: Path, *, window: int, ignore_person: bool = True,
     folder = cache_dir() / "video" / key
     if (folder / "meta.json").is_file():
         return StableSource(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder.parent))
-    try:
+    with atomic_dir(folder) as tmp:
         limit = int(settings.max_video_seconds * info.fps) + 1  # as many frames as read_visual keeps
         analysis = analyse(info, ignore_person=ignore_person, max_frames=limit, progress=progress)
         camera = camera_path(analysis.steps, info.size, info.fps, window)
         _write(info, camera, analysis.frame_count, tmp)
         (tmp / "meta.json").write_text(json.dumps({"source": source.name, "frames": analysis.frame_count}))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return StableSource(folder)
 
 

@@ -3,7 +3,6 @@ lower face with a synthesized inner mouth. Needs no GPU and no model download.""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import cv2
@@ -17,6 +16,7 @@ from facecast.lipsync.base import FeatureStream, LipsyncBackend
 from facecast.lipsync.classic.fields import (MouthShape, blink_field, head_weight, inner_lip_contours,
                                              mouth_field, sway_field, sway_forward)
 from facecast.lipsync.classic.rig import FaceRig
+from facecast.lru import LRU
 
 MOUTH_COLUMNS = 3  # open, width, round
 MASK_FEATHER_FACE_UNITS = 0.07  # inward feather of the lower-face mask
@@ -42,7 +42,7 @@ class ClassicBackend(LipsyncBackend):
     name = "classic"
 
     def __init__(self):
-        self._states: OrderedDict[tuple[str, int, bool], FrameState] = OrderedDict()
+        self._states: LRU[tuple[str, int, bool], FrameState] = LRU(STATE_CACHE)
 
     # -- features ---------------------------------------------------------------
     def audio_features(self, audio, fps: int) -> np.ndarray:
@@ -115,11 +115,7 @@ class ClassicBackend(LipsyncBackend):
         state = self._states.get(key)
         if state is None:
             state = build_state(avatar, src, idle)
-            self._states[key] = state
-            if len(self._states) > STATE_CACHE:
-                self._states.popitem(last=False)
-        else:
-            self._states.move_to_end(key)
+            self._states.put(key, state)
         return state
 
 

@@ -8,7 +8,6 @@ of `batch_size` (the last batch padded, then sliced), so CUDA graphs and torch.c
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from math import gcd
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from facecast.lipsync.musetalk.loading import Models, load_models, resolve_devic
 from facecast.lipsync.musetalk.network import LATENT, Graphed
 from facecast.lipsync.musetalk.stream import WhisperFeatureStream
 from facecast.lipsync.musetalk.windows import WHISPER_RATE, WINDOW, gather_windows, window_starts
+from facecast.lru import LRU
 
 DEFAULT_BATCH = 16  # frames per network call
 MAX_BATCH = 256
@@ -82,7 +82,7 @@ class MuseTalkBackend(LipsyncBackend):
         self.graphs = mode != "none"
         self._models = models
         self._run = None
-        self._planes: OrderedDict[str, AvatarPlanes] = OrderedDict()
+        self._planes: LRU[str, AvatarPlanes] = LRU(AVATARS_ON_DEVICE, lambda dropped, _: self._blends.pop(dropped, None))
         self._blends: dict[str, Graphed] = {}  # per avatar: the paste as a CUDA graph
         self._silence: np.ndarray | None = None
         self._lock = threading.RLock()
@@ -165,15 +165,11 @@ class MuseTalkBackend(LipsyncBackend):
         with self._lock:
             planes = self._planes.get(avatar.id)
             if planes is not None:
-                self._planes.move_to_end(avatar.id)
                 return planes
             layout = crops.layout(avatar.landmarks, avatar.size)
             masks = np.stack([crops.blend_mask(lm, box) for lm, box in zip(avatar.landmarks, layout.boxes)])
             planes = AvatarPlanes.build(avatar.frames, layout, self._latents(avatar, layout), masks)
-            self._planes[avatar.id] = planes
-            while len(self._planes) > AVATARS_ON_DEVICE:
-                dropped, _ = self._planes.popitem(last=False)
-                self._blends.pop(dropped, None)
+            self._planes.put(avatar.id, planes)
             return planes
 
     def _latents(self, avatar: Avatar, layout: crops.CropLayout) -> torch.Tensor:

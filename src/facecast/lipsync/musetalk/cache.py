@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from facecast.files import atomic_path
 from facecast.lipsync.musetalk import crops
 
 LATENTS_VERSION = 1  # bump when the crop framing or the encoding changes
@@ -47,14 +46,8 @@ def store_latents(path: Path, latents: np.ndarray) -> bool:
     """Write latents atomically; False (and nothing written) when the cache dir is not writable."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npy", dir=path.parent)
-    except OSError:
-        return False
-    try:
-        with os.fdopen(fd, "wb") as f:
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.save(f, latents)
-        os.replace(tmp, path)
         return True
     except OSError:
-        Path(tmp).unlink(missing_ok=True)
         return False

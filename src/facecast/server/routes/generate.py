@@ -15,6 +15,7 @@ from facecast.server.runtime import Runtime
 from facecast.server.speech_input import build_speech, check_one_source
 from facecast.server.uploads import read_upload
 from facecast.server.video_steps import VideoRequest, render_with_video_steps
+from facecast.video.pipeline import VideoJob
 
 router = APIRouter(tags=["generate"])
 
@@ -41,7 +42,7 @@ async def generate(avatar_id: str | None = Form(None, description="Avatar id; th
     data = await read_upload(audio, rt.settings.max_upload_bytes, "audio") if audio is not None else None
     check_one_source(text, data is not None)
     name = (audio.filename or "audio") if audio is not None else "text"
-    video = VideoRequest(stabilize, temporal, footlock,
+    video = VideoRequest(VideoJob(stabilize=stabilize, temporal=temporal, footlock=footlock),
                          await read_upload(background, rt.settings.max_upload_bytes, "background")
                          if background is not None else None,
                          (background.filename or "background") if background is not None else "background")

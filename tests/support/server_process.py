@@ -2,6 +2,11 @@
 
     with ServerProcess(env={"FACECAST_API_TOKEN": "..."}) as server:
         httpx.get(server.url + "/health", headers=server.headers)
+
+    @pytest.fixture(scope="module")                 # the tests' module fixture
+    def server(tmp_path_factory):
+        with served(tmp_path_factory.mktemp("server"), {"FACECAST_API_TOKEN": TOKEN}) as proc:
+            yield proc
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 
-READY_TIMEOUT_S = 60.0  # s for imports, the default avatar and the warm-up
+READY_TIMEOUT_S = 180.0  # s for imports, the default avatar and the warm-up (minutes on a loaded 2-core CI machine)
 
 
 def free_port() -> int:
@@ -89,3 +96,14 @@ class ServerProcess:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+@contextmanager
+def served(data_dir: Path, env: dict | None = None, args: list[str] | None = None) -> Iterator[ServerProcess]:
+    """A server keeping its files in `data_dir` (FACECAST_SERVER_DIR, log in serve.log) for the
+    length of the block; on a clean exit, asserts that it is still up and logged no traceback."""
+    env = {"FACECAST_SERVER_DIR": str(data_dir), **(env or {})}
+    with ServerProcess(env=env, args=args, log=Path(data_dir) / "serve.log") as proc:
+        yield proc
+        assert proc.alive(), f"the server died during the tests:\n{proc.output()}"
+        assert "Traceback" not in proc.output(), proc.output()

@@ -95,7 +95,7 @@ def paste_alpha(frame: np.ndarray, sprite: np.ndarray, alpha: np.ndarray, x: int
 
 def data_dir() -> Path:
     """The shared test media folder (../shared/data from the repository root)."""
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+    return Path(__file__).resolve().parents[2].parent / "shared" / "data"  # tests/support/ -> repository
 
 
 def shaky_clip(path: Path, portraits_dir: Path, *, n: int = 100, size: tuple[int, int] = (320, 240),

@@ -1,0 +1,30 @@
+"""The command line's progress bar: a tqdm bar on stderr as a `progress(done, total)` callback."""
+
+from __future__ import annotations
+
+import sys
+
+
+class ProgressBar:
+    """`with ProgressBar("rendering", quiet) as progress:` gives a Progress callback (None when
+    quiet); the bar (frames) appears on the first call, stays silent when stderr is not a TTY, and
+    follows a total that grows."""
+
+    def __init__(self, label: str, quiet: bool = False):
+        self.label, self.quiet, self.bar = label, quiet, None
+
+    def __enter__(self):
+        return None if self.quiet else self.update
+
+    def update(self, done: int, total: int) -> None:
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.label, unit="frame", leave=False, file=sys.stderr, disable=None)
+        if total and total != self.bar.total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
