@@ -93,14 +93,21 @@ def inner_lip_contours(rig: FaceRig, shape: MouthShape, samples: int = 24) -> tu
 
 
 def blink_field(eye: EyeRig, amount: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Upper lid sliding down over the eye by `amount` (0 open .. 1 closed): db at (a, b)."""
+    """Upper lid sliding down over the eye by `amount` (0 open .. 1 closed): db at (a, b).
+
+    a, b: face units, any shape; returns db of the same shape, face units. The lid's skin
+    between eye.brow_b and the lid margin stretches over the output span from eye.brow_b
+    down to the moved margin (upper + amount * gap), so the backward map b -> b - db stays
+    monotonic (it never folds, whatever the eye's size in pixels): its slope is at least
+    1 - 1.5 * gap / (upper - brow_b + gap) > 0."""
     gap = eye.gap(a)
     upper, lower = eye.upper(a), eye.lower(a)
-    crease = 0.5 * (upper + eye.brow_b)  # the brow stays; the skin below it slides
-    above = smoothstep((b - crease) / np.maximum(upper - crease, 1e-3))
+    shift = amount * gap
+    margin = upper + shift  # where the lid margin ends up
+    above = smoothstep((b - eye.brow_b) / np.maximum(margin - eye.brow_b, 1e-3))
     below = 1.0 - smoothstep((b - lower) / LASH_LINE)  # the lid stops at the lower lash line
-    weight = np.where(b < upper, above, np.where(b <= lower, 1.0, below))
-    return amount * gap * weight
+    weight = np.where(b < margin, above, np.where(b <= lower, 1.0, below))
+    return shift * weight
 
 
 def head_weight(rig: FaceRig, a: np.ndarray, b: np.ndarray) -> np.ndarray:
