@@ -21,6 +21,7 @@ WIDTH_GAIN = 0.10  # relative mouth-width change at width == +-1
 ROUND_GAIN = 0.16  # relative narrowing at round == 1
 JAW_BLEND = 0.30  # face units below the lower lip over which lip motion becomes jaw motion
 LASH_LINE = 0.008  # face units: the closed lid's edge softness at the lower lid
+LID_RIGID = 0.2  # share of the moved lid, above its margin, that slides without stretching (lashes)
 NECK_FADE = 0.18  # face units below the chin over which the jaw motion fades out
 
 
@@ -99,12 +100,13 @@ def blink_field(eye: EyeRig, amount: float, a: np.ndarray, b: np.ndarray) -> np.
     between eye.brow_b and the lid margin stretches over the output span from eye.brow_b
     down to the moved margin (upper + amount * gap), so the backward map b -> b - db stays
     monotonic (it never folds, whatever the eye's size in pixels): its slope is at least
-    1 - 1.5 * gap / (upper - brow_b + gap) > 0."""
+    1 - 1.5 / (1 - LID_RIGID) * gap / (upper - brow_b + gap), > 0 as the rig keeps
+    upper - brow_b >= gap."""
     gap = eye.gap(a)
     upper, lower = eye.upper(a), eye.lower(a)
     shift = amount * gap
     margin = upper + shift  # where the lid margin ends up
-    above = smoothstep((b - eye.brow_b) / np.maximum(margin - eye.brow_b, 1e-3))
+    above = smoothstep((b - eye.brow_b) / np.maximum((1.0 - LID_RIGID) * (margin - eye.brow_b), 1e-3))
     below = 1.0 - smoothstep((b - lower) / LASH_LINE)  # the lid stops at the lower lash line
     weight = np.where(b < margin, above, np.where(b <= lower, 1.0, below))
     return shift * weight
