@@ -11,6 +11,7 @@ upper teeth keeps them: that band, just under the upper lip, is left as the warp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -32,6 +33,7 @@ ARCH_RADIUS = 0.30  # face units: radius of the dental arch seen from the front
 UPPER_TEETH_S = np.array([0.0, 0.094, 0.166, 0.251, 0.330, 0.405])  # arc length of the gaps from the midline
 LOWER_TEETH_S = np.array([0.0, 0.058, 0.122, 0.200, 0.278, 0.355])
 OWN_TEETH_MIN = 0.012  # face units: a source showing less of its upper teeth counts as showing none
+OWN_TEETH_EDGE = 0.035  # face units: the source's teeth must start this close under its upper inner lip
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,15 @@ def _own_teeth(frame: np.ndarray, landmarks: np.ndarray, lip_grey: float) -> tup
         bright = col.mean(1) > max(1.2 * lip_grey, 110.0)
         pale = (col.max(1) - col.min(1)) < 0.45 * np.maximum(col.max(1), 1.0)
         teeth = bright & pale
-        # the teeth run from the lip down: count from the top, allowing the lip's own soft edge
-        run = np.flatnonzero(~teeth[len(teeth) // 8:])
-        n = (run[0] if len(run) else len(teeth) - len(teeth) // 8) + len(teeth) // 8
-        heights.append(n * step if n and teeth[:n].mean() > 0.6 else 0.0)
-        if n:
-            colours.append(col[:n][teeth[:n]])
+        # the teeth start within the lip's soft inner edge and run down from there
+        first = np.flatnonzero(teeth[: int(OWN_TEETH_EDGE / step)])
+        if not len(first):
+            heights.append(0.0)
+            continue
+        after = np.flatnonzero(~teeth[first[0]:])
+        n = first[0] + (after[0] if len(after) else len(teeth) - first[0])
+        heights.append(n * step)
+        colours.append(col[first[0]:n])
     height = float(np.median(heights))
     if height < OWN_TEETH_MIN or not colours:
         return 0.0, None
@@ -134,13 +139,14 @@ def _face_coords(to_image, upper: np.ndarray, x0: int, y0: int, x1: int, y1: int
     of to_image (affine over the mouth), and its scale in px per face unit."""
     c = upper.mean(0)
     ref = to_image(np.array([c, c + (1.0, 0.0), c + (0.0, 1.0)]))
-    m = np.column_stack([ref[1] - ref[0], ref[2] - ref[0]])  # face -> px linear part
-    inv = np.linalg.inv(m)
+    (p, q), (r, t) = ref[1] - ref[0], ref[2] - ref[0]  # face -> px linear part: [[p, r], [q, t]]
+    det = p * t - r * q
+    inv = np.array([[t, -r], [-q, p]]) / (det if abs(det) > 1e-9 else 1e-9)
     xs = np.arange(x0, x1, dtype=np.float32) - np.float32(ref[0, 0])
     ys = np.arange(y0, y1, dtype=np.float32) - np.float32(ref[0, 1])
     a = (inv[0, 0] * xs[None, :] + inv[0, 1] * ys[:, None] + c[0]).astype(np.float32)
     b = (inv[1, 0] * xs[None, :] + inv[1, 1] * ys[:, None] + c[1]).astype(np.float32)
-    return a, b, float(np.sqrt(abs(np.linalg.det(m))))
+    return a, b, float(np.sqrt(abs(det)))
 
 
 def _along(edge: np.ndarray, a: np.ndarray) -> np.ndarray:
@@ -149,20 +155,29 @@ def _along(edge: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def _tooth_lines(across_units: np.ndarray, gaps_s: np.ndarray) -> np.ndarray:
-    """Darkness 0..1 of the lines between teeth at horizontal offsets (face units from the
-    midline) for teeth whose gaps lie at arc lengths gaps_s on the dental arch."""
-    gaps_a = ARCH_RADIUS * np.sin(np.minimum(gaps_s / ARCH_RADIUS, np.pi / 2))
-    d = np.abs(np.abs(across_units)[..., None] - gaps_a).min(-1)
-    # the arch turns away towards the corners: lines get closer and thinner, the teeth darker
-    return np.exp(-(d / TOOTH_GAP) ** 2) * (0.45 + 0.55 * np.cos(np.minimum(np.abs(across_units) / ARCH_RADIUS, 1.5)))
+    """Darkness 0..1 (same shape, float32) of the lines between teeth at horizontal offsets
+    `across_units` (face units from the midline) for teeth whose gaps lie at arc lengths
+    gaps_s (a tuple-able array) on the dental arch."""
+    grid, table = _tooth_table(tuple(float(g) for g in gaps_s))
+    return np.interp(np.abs(across_units), grid, table).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _tooth_table(gaps_s: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """_tooth_lines sampled every 0.0005 face units from the midline out: (grid, darkness)."""
+    grid = np.arange(0.0, 0.6, 0.0005)
+    s = np.asarray(gaps_s)
+    gaps_a = ARCH_RADIUS * np.sin(np.minimum(s / ARCH_RADIUS, np.pi / 2))
+    d = np.abs(grid[:, None] - gaps_a).min(-1)
+    # the arch turns away towards the corners: the lines there fade into the teeth's shadow
+    return grid, np.exp(-(d / TOOTH_GAP) ** 2) * (0.45 + 0.55 * np.cos(np.minimum(grid / ARCH_RADIUS, 1.5)))
 
 
 def _inside(a, b, upper, lower, colors: MouthColors, px_per_unit: float):
     """Colour (h, w, 3) float32 of the mouth's inside and its coverage alpha (h, w) float32
     at face coordinates a, b (h, w)."""
-    cols = a[0]
-    top = _along(upper, cols).astype(np.float32)[None, :]
-    bottom = _along(lower, cols).astype(np.float32)[None, :]
+    top = _along(upper, a).astype(np.float32)
+    bottom = _along(lower, a).astype(np.float32)
     gap = np.maximum(bottom - top, 1e-4)
     center = 0.5 * (upper[0, 0] + upper[-1, 0])
     half = max(0.5 * abs(upper[-1, 0] - upper[0, 0]), 1e-3)
@@ -191,6 +206,8 @@ def _inside(a, b, upper, lower, colors: MouthColors, px_per_unit: float):
     col += (low_col - col) * on_low[..., None]
     # upper teeth: fixed to the skull, from the upper lip down to the incisal edge
     edge = contact + TEETH_SHOW * (1.0 - 0.6 * across ** 2)
+    if colors.own_teeth > 0.0:  # the source's own incisal edge, carried by the upper lip
+        edge = np.minimum(edge, top + colors.own_teeth)
     on_up = (1.0 - smoothstep((b - edge) / 0.004)) * (1.0 - smoothstep((across - 0.78) / 0.2))
     toward_edge = np.clip((b - top) / np.maximum(edge - top, 1e-3), 0.0, 1.0)
     up_lines = _tooth_lines(x, UPPER_TEETH_S) * (0.15 + 0.85 * toward_edge ** 3)
