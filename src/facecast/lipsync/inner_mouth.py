@@ -34,6 +34,7 @@ UPPER_TEETH_S = np.array([0.0, 0.094, 0.166, 0.251, 0.330, 0.405])  # arc length
 LOWER_TEETH_S = np.array([0.0, 0.058, 0.122, 0.200, 0.278, 0.355])
 OWN_TEETH_MIN = 0.012  # face units: a source showing less of its upper teeth counts as showing none
 OWN_TEETH_EDGE = 0.035  # face units: the source's teeth must start this close under its upper inner lip
+OWN_TEETH_ACROSS = 0.5  # share of the mouth half-width over which the own teeth are kept whole (then fade out)
 
 
 @dataclass(frozen=True)
@@ -206,8 +207,8 @@ def _inside(a, b, upper, lower, colors: MouthColors, px_per_unit: float):
     col += (low_col - col) * on_low[..., None]
     # upper teeth: fixed to the skull, from the upper lip down to the incisal edge
     edge = contact + TEETH_SHOW * (1.0 - 0.6 * across ** 2)
-    if colors.own_teeth > 0.0:  # the source's own incisal edge, carried by the upper lip
-        edge = np.minimum(edge, top + colors.own_teeth)
+    if colors.own_teeth > 0.0:  # the source's own teeth, carried by the upper lip, continued sideways
+        edge = top + colors.own_teeth * (1.0 - 0.5 * across ** 2)
     on_up = (1.0 - smoothstep((b - edge) / 0.004)) * (1.0 - smoothstep((across - 0.78) / 0.2))
     toward_edge = np.clip((b - top) / np.maximum(edge - top, 1e-3), 0.0, 1.0)
     up_lines = _tooth_lines(x, UPPER_TEETH_S) * (0.15 + 0.85 * toward_edge ** 3)
@@ -224,6 +225,8 @@ def _inside(a, b, upper, lower, colors: MouthColors, px_per_unit: float):
     alpha = smoothstep(np.minimum(np.minimum(b - top, bottom - b), np.minimum(a - a_lo, a_hi - a)) / soft)
     if colors.own_teeth > 0.0:
         # keep the source's own upper teeth: the warp carries them under the upper lip
-        keep = (1.0 - smoothstep((b - top - colors.own_teeth) / 0.006)) * (1.0 - smoothstep((across - 0.8) / 0.2))
+        # (where the mouth is less open than the source's, the warp squeezes them: paint there)
+        keep = (1.0 - smoothstep((b - top - colors.own_teeth) / 0.006)) * (1.0 - smoothstep((across - OWN_TEETH_ACROSS) / 0.25))
+        keep *= smoothstep((gap - colors.own_teeth) / 0.02)
         alpha *= 1.0 - keep
     return col.astype(np.float32), alpha.astype(np.float32)
