@@ -24,7 +24,7 @@ MIN_GAP = 0.006  # face units: below this the mouth counts as closed and nothing
 UPPER_LIP_SHARE = 0.15  # share of an opening taken by the upper lip (as fields.UPPER_LIP_SHARE)
 EDGE_SOFT = 0.010  # face units: the inner lip edge's soft ramp ...
 EDGE_MIN_PX = 1.2  # ... but at least this many pixels
-LIP_SHADOW = 0.022  # face units: depth of the shadow the lips cast into the mouth
+LIP_SHADOW = 0.016  # face units: depth of the shadow the lips cast into the mouth
 TEETH_SHOW = 0.032  # face units: upper incisors below the line where the closed lips meet
 LOWER_TEETH = 0.030  # face units: most of the lower incisors that shows above the lower lip
 TONGUE = 0.075  # face units: most of the tongue that shows above the lower lip
@@ -199,9 +199,10 @@ def _inside(a, b, upper, lower, colors: MouthColors, px_per_unit: float):
     tongue = colors.tongue[None, None, :] * (lit * depth_dark)[..., None]
     col += (tongue - col) * on_tongue[..., None]
     # lower teeth: ride on the jaw just above the lower lip, in the upper teeth's shadow
-    low_h = np.clip(0.3 * (gap - 0.03), 0.0, LOWER_TEETH) * (1.0 - smoothstep((across - 0.4) / 0.35))
+    low_h = np.clip(0.3 * (gap - 0.03), 0.0, LOWER_TEETH)
     low_edge = bottom - low_h
-    on_low = smoothstep((b - low_edge) / 0.004) * (low_h > 0.003)
+    # (towards the corners they turn away into the dark, rather than shrinking to a sliver)
+    on_low = smoothstep((b - low_edge) / 0.006) * (low_h > 0.003) * (1.0 - smoothstep((across - 0.35) / 0.35))
     low_lines = _tooth_lines(x, LOWER_TEETH_S) * (0.35 + 0.65 * smoothstep((low_edge + 0.6 * low_h - b) / np.maximum(0.4 * low_h, 1e-3)))
     low_col = colors.teeth[None, None, :] * (0.85 * teeth_dark * (1.0 - 0.4 * low_lines))[..., None]
     col += (low_col - col) * on_low[..., None]
@@ -217,7 +218,7 @@ def _inside(a, b, upper, lower, colors: MouthColors, px_per_unit: float):
     up_col = colors.teeth[None, None, :] * up_shade[..., None]
     col += (up_col - col) * on_up[..., None]
     # the lips' inner edges curl in and shade what lies just behind them
-    shadow = 1.0 - 0.5 * np.exp(-(b - top) / LIP_SHADOW) - 0.2 * np.exp(-(bottom - b) / (0.6 * LIP_SHADOW))
+    shadow = 1.0 - 0.4 * np.exp(-(b - top) / LIP_SHADOW) - 0.2 * np.exp(-(bottom - b) / (0.6 * LIP_SHADOW))
     col *= np.clip(shadow, 0.2, 1.0)[..., None]
     # coverage: a soft ramp inside both lip edges (and so at the corners, where they meet)
     soft = max(EDGE_SOFT, EDGE_MIN_PX / max(px_per_unit, 1e-6))
