@@ -1,6 +1,8 @@
 """Make docs/mouth.png: a before/after contact sheet of the synthesized inner mouth on the
 public-domain astronaut portrait (scikit-image; the demo avatar), upscaled so the face is
-large (the mouth crops are judged at face widths over 300 px), at a few openings.
+large (the mouth crops are judged at face widths over 300 px), at a few openings. Rows:
+before; after (the astronaut smiles with her teeth showing: they are kept); after with
+every tooth painted (as for a closed-mouth portrait).
 
 "before" is lipsync/inner_mouth.py as of git revision --before (default: the revision
 before the inner-mouth rework), loaded from git for the sheet only; "after" is the working
@@ -67,6 +69,25 @@ def mouth_row(avatar, painter=None) -> list[np.ndarray]:
     return [cv2.resize(f[y0:y1, x0:x1], (TILE, h), interpolation=cv2.INTER_AREA) for f in frames]
 
 
+class PaintedOnly:
+    """The current painter, told that the source shows no teeth of its own (how a
+    closed-mouth portrait is painted)."""
+
+    from facecast.lipsync.inner_mouth import paint_mouth
+
+    paint_mouth = staticmethod(paint_mouth)
+
+    class MouthColors:
+        @staticmethod
+        def sample(frame, landmarks):
+            from dataclasses import replace
+
+            from facecast.lipsync.inner_mouth import MouthColors
+
+            colors = MouthColors.sample(frame, landmarks)
+            return replace(colors, own_teeth=0.0)
+
+
 def label(tile: np.ndarray, text: str) -> np.ndarray:
     tile = tile.copy()
     cv2.putText(tile, text, (6, tile.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
@@ -86,10 +107,12 @@ def main() -> None:
         avatar = prepare(path, PrepareSettings(max_long_side=SIZE))
     before = mouth_row(avatar, old_inner_mouth(args.before))
     after = mouth_row(avatar)
+    painted = mouth_row(avatar, PaintedOnly)
     rows = [np.hstack([label(t, f"before, open {o:g}") for t, o in zip(before, OPENINGS)]),
-            np.hstack([label(t, f"after, open {o:g}") for t, o in zip(after, OPENINGS)])]
+            np.hstack([label(t, f"after, open {o:g}") for t, o in zip(after, OPENINGS)]),
+            np.hstack([label(t, f"after, all painted, open {o:g}") for t, o in zip(painted, OPENINGS)])]
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), np.vstack(rows))
+    cv2.imwrite(str(args.out), np.vstack(rows), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"wrote {args.out}")
 
 
