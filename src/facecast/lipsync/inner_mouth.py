@@ -18,10 +18,10 @@ import numpy as np
 
 from facecast.avatar import topology as topo
 from facecast.avatar.face_frame import FaceFrame
+from facecast.fields import UPPER_LIP_SHARE  # the upper lip's share of an opening: the rest is the jaw's
 from facecast.warp import smoothstep
 
 MIN_GAP = 0.006  # face units: below this the mouth counts as closed and nothing is painted
-UPPER_LIP_SHARE = 0.15  # share of an opening taken by the upper lip (as fields.UPPER_LIP_SHARE)
 EDGE_SOFT = 0.010  # face units: the inner lip edge's soft ramp ...
 EDGE_MIN_PX = 1.2  # ... but at least this many pixels
 LIP_SHADOW = 0.016  # face units: depth of the shadow the lips cast into the mouth
