@@ -203,7 +203,8 @@ def _inside(a, b, upper, lower, colors: MouthColors, px_per_unit: float):
     low_edge = bottom - low_h
     # (towards the corners they turn away into the dark, rather than shrinking to a sliver)
     on_low = smoothstep((b - low_edge) / 0.006) * (low_h > 0.003) * (1.0 - smoothstep((across - 0.35) / 0.35))
-    low_lines = _tooth_lines(x, LOWER_TEETH_S) * (0.35 + 0.65 * smoothstep((low_edge + 0.6 * low_h - b) / np.maximum(0.4 * low_h, 1e-3)))
+    near_edge = smoothstep((low_edge + 0.6 * low_h - b) / np.maximum(0.4 * low_h, 1e-3))
+    low_lines = _tooth_lines(x, LOWER_TEETH_S) * (0.35 + 0.65 * near_edge)
     low_col = colors.teeth[None, None, :] * (0.85 * teeth_dark * (1.0 - 0.4 * low_lines))[..., None]
     col += (low_col - col) * on_low[..., None]
     # upper teeth: fixed to the skull, from the upper lip down to the incisal edge
@@ -227,7 +228,8 @@ def _inside(a, b, upper, lower, colors: MouthColors, px_per_unit: float):
     if colors.own_teeth > 0.0:
         # keep the source's own upper teeth: the warp carries them under the upper lip
         # (where the mouth is less open than the source's, the warp squeezes them: paint there)
-        keep = (1.0 - smoothstep((b - top - colors.own_teeth) / 0.006)) * (1.0 - smoothstep((across - OWN_TEETH_ACROSS) / 0.25))
+        keep = (1.0 - smoothstep((b - top - colors.own_teeth) / 0.006)) \
+            * (1.0 - smoothstep((across - OWN_TEETH_ACROSS) / 0.25))
         keep *= smoothstep((gap - colors.own_teeth) / 0.02)
         alpha *= 1.0 - keep
     return col.astype(np.float32), alpha.astype(np.float32)
