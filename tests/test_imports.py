@@ -119,12 +119,6 @@ def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     return folded
 
 
-# Package cycles known today, each being removed by other work; delete an entry once it is gone.
-KNOWN_PACKAGE_CYCLES = [
-    ["facecast.fields", "facecast.lipsync"],  # fields -> lipsync.rig, lipsync.classic -> fields (issue 11)
-]
-
-
 def test_the_checker_finds_a_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert cycles(graph) == [["a", "b", "c"]]
@@ -145,5 +139,4 @@ def test_facecast_has_no_import_cycles():
 
 def test_facecast_packages_have_no_import_cycles():
     found = cycles(package_graph(import_graph()))
-    new = [c for c in found if c not in KNOWN_PACKAGE_CYCLES]
-    assert not new, "import cycles between packages:\n" + "\n".join(" <-> ".join(c) for c in new)
+    assert not found, "import cycles between packages:\n" + "\n".join(" <-> ".join(c) for c in found)

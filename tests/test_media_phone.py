@@ -12,7 +12,7 @@ from conftest import portrait
 from facecast.avatar.cache import AvatarCache
 from facecast.avatar.prepare import prepare
 from facecast.media.probe import probe
-from facecast.video import synthetic as syn
+from support import synthetic as syn
 from facecast.video.pipeline import VideoJob, run_job
 from media_factory import frame_index, jpeg_with_orientation, vfr_times, write_video
 

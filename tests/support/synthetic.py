@@ -42,6 +42,20 @@ def fabric(portraits_dir: Path, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(strip, size, interpolation=cv2.INTER_AREA)
 
 
+def plain_wall(size: tuple[int, int], seed: int = 0, blotches: float = 0.0) -> np.ndarray:
+    """A low-texture background (h, w, 3) uint8 of `size` (w, h): a painted wall, a smooth
+    shading gradient with no corners to speak of, plus soft blotches of `blotches` grey
+    levels (std)."""
+    w, h = size
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    shade = 150.0 + 25.0 * (x / w) - 15.0 * (y / h)
+    blotch = cv2.GaussianBlur(rng.normal(0.0, 1.0, (h, w)).astype(np.float32), (0, 0), 12)
+    grey = shade + blotches * blotch / max(float(blotch.std()), 1e-6)
+    tint = np.array([0.92, 1.0, 1.06], np.float32)  # a warm off-white
+    return np.clip(grey[..., None] * tint + 0.5, 0, 255).astype(np.uint8)
+
+
 def shaky_pan(n: int, size: tuple[int, int], *, pan_px: float, shake_px: float, shake_deg: float,
               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Camera views of a pan with random shake on top.
@@ -111,15 +125,16 @@ def shaky_clip(path: Path, portraits_dir: Path, *, n: int = 100, size: tuple[int
 
 def shaky_person_clip(path: Path, portraits_dir: Path, *, n: int = 100, size: tuple[int, int] = (320, 240),
                       pan_px: float = 2.0, shake_px: float = 4.0, shake_deg: float = 0.5, sway_px: float = 8.0,
-                      seed: int = 1) -> dict:
+                      seed: int = 1, background: str = "fabric") -> dict:
     """Write a person (cut out of a portrait) over fabric, filmed by a shaking camera that pans
     to follow them: the person stays near the frame centre, swaying sway_px side to side (a
     50-frame period), while the background pans by pan_px per frame. Returns the ground truth
     {"truth": (n, h, w, 3) uint8, what the pan alone shows (person included), "pan", "shake":
-    (n, 3, 3) float64 as from shaky_pan}."""
+    (n, 3, 3) float64 as from shaky_pan}. background: "fabric" (textured) or "plain" (plain_wall)."""
     w, h = size
     margin = 40  # px of scene around the views, room for the shake
-    bg = fabric(portraits_dir, (w + int(np.ceil(pan_px * n)) + 2 * margin, h + 2 * margin))
+    bg_size = (w + int(np.ceil(pan_px * n)) + 2 * margin, h + 2 * margin)
+    bg = plain_wall(bg_size, seed) if background == "plain" else fabric(portraits_dir, bg_size)
     sprite, alpha = person_sprite(portraits_dir, int(0.8 * h))
     base = np.array([[1.0, 0, -margin], [0, 1, -margin], [0, 0, 1]])
     pan, shake = shaky_pan(n, size, pan_px=pan_px, shake_px=shake_px, shake_deg=shake_deg, seed=seed)

@@ -1,5 +1,6 @@
 """Camera motion between consecutive frames: corner features tracked with pyramidal
-Lucas-Kanade optical flow, a partial-affine (similarity) fit with RANSAC."""
+Lucas-Kanade optical flow, a partial-affine (similarity) fit with RANSAC, and how precise
+that fit is (the residual of its inliers over the square root of their count)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,18 @@ class MotionStep:
 
     matrix: (3, 3) float64 similarity, previous-frame px -> this-frame px (analysis size)
     inliers: RANSAC inliers behind it (0: no estimate, identity)
+    residual: RMS reprojection error of the inliers, px at analysis size
     """
 
     matrix: np.ndarray
     inliers: int
+    residual: float = 0.0
+
+    @property
+    def error(self) -> float:
+        """Standard error of the fit, px at analysis size: residual / sqrt(inliers); inf
+        without an estimate. A plain background gives few, poorly tracked features: large."""
+        return self.residual / np.sqrt(self.inliers) if self.inliers else float("inf")
 
 
 IDENTITY = MotionStep(np.eye(3), 0)
@@ -45,15 +54,38 @@ class MotionTracker:
         points = _features(prev, static_mask)
         if points is None:
             return IDENTITY
-        src, dst = _track(prev, gray, points)
-        if len(src) < MIN_INLIERS:
-            return IDENTITY
-        affine, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
-                                                      ransacReprojThreshold=RANSAC_PX, maxIters=500)
-        count = int(inliers.sum()) if inliers is not None else 0
-        if affine is None or count < MIN_INLIERS:
-            return IDENTITY
-        return MotionStep(np.vstack([affine, [0.0, 0.0, 1.0]]), count)
+        return _fit(*_track(prev, gray, points))
+
+    def step_both(self, gray: np.ndarray, static_mask: np.ndarray) -> tuple[MotionStep, MotionStep]:
+        """Two fits of the motion since the previous frame: (background, whole frame).
+
+        gray: (h, w) uint8; static_mask: (h, w) uint8, 255 on the background. The background
+        fit is step(gray, static_mask); the whole-frame one is step(gray), person included.
+        Both sets of features are tracked in one optical-flow pass."""
+        prev, self._prev = self._prev, gray
+        if prev is None:
+            return IDENTITY, IDENTITY
+        background, whole = _features(prev, static_mask), _features(prev, None)
+        if background is None or whole is None:
+            return IDENTITY, IDENTITY
+        n = len(background)
+        src, dst, keep = _track(prev, gray, np.concatenate([background, whole]), with_keep=True)
+        first = np.flatnonzero(keep) < n
+        return _fit(src[first], dst[first]), _fit(src[~first], dst[~first])
+
+
+def _fit(src: np.ndarray, dst: np.ndarray) -> MotionStep:
+    """Similarity fit (RANSAC) of tracked points src -> dst, each (K, 2) float32."""
+    if len(src) < MIN_INLIERS:
+        return IDENTITY
+    affine, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
+                                                  ransacReprojThreshold=RANSAC_PX, maxIters=500)
+    count = int(inliers.sum()) if inliers is not None else 0
+    if affine is None or count < MIN_INLIERS:
+        return IDENTITY
+    used = inliers.ravel().astype(bool)
+    error = src[used] @ affine[:, :2].T + affine[:, 2] - dst[used]
+    return MotionStep(np.vstack([affine, [0.0, 0.0, 1.0]]), count, float(np.sqrt(np.mean(np.sum(error ** 2, axis=1)))))
 
 
 def _features(gray: np.ndarray, static_mask: np.ndarray | None) -> np.ndarray | None:
@@ -66,10 +98,10 @@ def _features(gray: np.ndarray, static_mask: np.ndarray | None) -> np.ndarray | 
     return cv2.goodFeaturesToTrack(gray, MAX_FEATURES, 0.01, spacing)
 
 
-def _track(prev: np.ndarray, gray: np.ndarray, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Track points prev -> gray and back; keep those that return within FB_PX.
+def _track(prev: np.ndarray, gray: np.ndarray, points: np.ndarray, with_keep: bool = False):
+    """Track points (N, 1, 2) float32 prev -> gray and back; keep those that return within FB_PX.
 
-    Returns (src, dst), each (K, 2) float32.
+    Returns (src, dst), each (K, 2) float32, and with_keep the (N,) bool mask of kept points.
     """
     params = dict(winSize=(21, 21), maxLevel=3,
                   criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03))
@@ -77,4 +109,6 @@ def _track(prev: np.ndarray, gray: np.ndarray, points: np.ndarray) -> tuple[np.n
     back, ok_back, _ = cv2.calcOpticalFlowPyrLK(gray, prev, moved, None, **params)
     error = np.linalg.norm((back - points).reshape(-1, 2), axis=1)
     keep = (ok.ravel() == 1) & (ok_back.ravel() == 1) & (error < FB_PX)
+    if with_keep:
+        return points.reshape(-1, 2)[keep], moved.reshape(-1, 2)[keep], keep
     return points.reshape(-1, 2)[keep], moved.reshape(-1, 2)[keep]

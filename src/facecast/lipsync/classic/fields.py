@@ -12,15 +12,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from facecast.lipsync.classic.rig import EyeRig, FaceRig
+from facecast.face.inner_mouth import UPPER_LIP_SHARE
 from facecast.face.warp import smoothstep
 
 MAX_GAP = 0.24  # face units: inner-lip opening at open == 1
 CLOSE_OVERSHOOT = 0.35  # relative: extra closing of an open source mouth
-UPPER_LIP_SHARE = 0.15  # share of an opening change taken by the upper lip
 WIDTH_GAIN = 0.10  # relative mouth-width change at width == +-1
 ROUND_GAIN = 0.16  # relative narrowing at round == 1
 JAW_BLEND = 0.30  # face units below the lower lip over which lip motion becomes jaw motion
 LASH_LINE = 0.008  # face units: the closed lid's edge softness at the lower lid
+LID_RIGID = 0.2  # share of the moved lid, above its margin, that slides without stretching (lashes)
 NECK_FADE = 0.18  # face units below the chin over which the jaw motion fades out
 
 
@@ -93,14 +94,22 @@ def inner_lip_contours(rig: FaceRig, shape: MouthShape, samples: int = 24) -> tu
 
 
 def blink_field(eye: EyeRig, amount: float, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Upper lid sliding down over the eye by `amount` (0 open .. 1 closed): db at (a, b)."""
+    """Upper lid sliding down over the eye by `amount` (0 open .. 1 closed): db at (a, b).
+
+    a, b: face units, any shape; returns db of the same shape, face units. The lid's skin
+    between eye.brow_b and the lid margin stretches over the output span from eye.brow_b
+    down to the moved margin (upper + amount * gap), so the backward map b -> b - db stays
+    monotonic (it never folds, whatever the eye's size in pixels): its slope is at least
+    1 - 1.5 / (1 - LID_RIGID) * gap / (upper - brow_b + gap), > 0 as the rig keeps
+    upper - brow_b >= gap."""
     gap = eye.gap(a)
     upper, lower = eye.upper(a), eye.lower(a)
-    crease = 0.5 * (upper + eye.brow_b)  # the brow stays; the skin below it slides
-    above = smoothstep((b - crease) / np.maximum(upper - crease, 1e-3))
+    shift = amount * gap
+    margin = upper + shift  # where the lid margin ends up
+    above = smoothstep((b - eye.brow_b) / np.maximum((1.0 - LID_RIGID) * (margin - eye.brow_b), 1e-3))
     below = 1.0 - smoothstep((b - lower) / LASH_LINE)  # the lid stops at the lower lash line
-    weight = np.where(b < upper, above, np.where(b <= lower, 1.0, below))
-    return amount * gap * weight
+    weight = np.where(b < margin, above, np.where(b <= lower, 1.0, below))
+    return shift * weight
 
 
 def head_weight(rig: FaceRig, a: np.ndarray, b: np.ndarray) -> np.ndarray:

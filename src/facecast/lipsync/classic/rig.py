@@ -128,6 +128,15 @@ def _half_width_curve(oval: np.ndarray) -> Curve:
 
 def _eye(face: np.ndarray, upper_idx, lower_idx, brow_idx) -> EyeRig:
     upper, lower = face[upper_idx], face[lower_idx]
-    brow_b = float(face[brow_idx, 1].mean())
+    # The lid motion fades out at the brow, or higher where the eye is tall for its lid, so
+    # that the stretched lid (fields.blink_field) keeps at least its open height above it.
+    gap = float(np.max(np.interp(upper[:, 0], *_sorted(lower)) - upper[:, 1]))
+    brow_b = min(float(face[brow_idx, 1].mean()), float(upper[:, 1].min()) - max(gap, 0.0))
     return EyeRig(Curve.through(upper), Curve.through(lower),
                   (float(upper[:, 0].min()), float(upper[:, 0].max())), brow_b)
+
+
+def _sorted(ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(K, 2) points -> (a, b) sorted by a, for np.interp."""
+    order = np.argsort(ab[:, 0])
+    return ab[order, 0], ab[order, 1]
