@@ -70,7 +70,7 @@ def test_closed_eye_shows_only_skin_from_above_the_lid(large_face):
         coded = replace(avatar, frames=np.repeat(np.round(code).astype(np.uint8)[None, :, None, None], W, 2)
                         .repeat(3, 3))
         frame = ClassicBackend().render(coded, np.zeros((1, 3), np.float32), np.zeros(1, int),
-                                        np.array([[1.0, 0, 0, 0]], np.float32))[0]
+                                        idle=np.array([[1.0, 0, 0, 0]], np.float32))[0]
         upper, lower = lm[upper_idx], lm[lower_idx]
         x0, x1 = np.percentile(upper[:, 0], [30, 70])
         for x in range(int(x0), int(x1) + 1):

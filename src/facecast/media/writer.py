@@ -11,13 +11,16 @@ from __future__ import annotations
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import cv2
 import numpy as np
 
-from facecast.audio.pcm import Audio
 from facecast.media.probe import aac_rate
+
+if TYPE_CHECKING:  # media sits below audio: audio/decode asks media/probe what a file is
+    from facecast.audio.pcm import Audio
 
 AAC_BITRATE = 128_000  # bit/s, mono; stereo gets twice this
 MUXER_OPTIONS = {"movflags": "+faststart"}  # moov before mdat
