@@ -139,16 +139,25 @@ class FrameStore:
         return int(np.prod(self.shape))
 
     def __getitem__(self, key):
-        if isinstance(key, tuple):
+        if isinstance(key, tuple):  # frames first, then the rest of the key on each frame
             head, rest = key[0], key[1:]
-            picked = self[head]
-            return picked[rest] if np.ndim(head) == 0 and not isinstance(head, slice) \
-                else picked[(slice(None),) + rest]
-        if isinstance(key, slice):
-            return self._stack(range(*key.indices(len(self))))
-        if np.ndim(key) == 0:
+            if not isinstance(head, slice) and np.ndim(head) == 0:
+                return self.frame(int(head))[rest]
+            picked = self._indices(head)
+            first = self.frame(picked[0])[rest] if picked else np.empty(0, np.uint8)
+            out = np.empty((len(picked),) + first.shape, np.uint8)
+            for j, i in enumerate(picked):
+                out[j] = self.frame(i)[rest]
+            return out
+        if not isinstance(key, slice) and np.ndim(key) == 0:
             return self.frame(int(key))
-        return self._stack(np.asarray(key).ravel().tolist())
+        return self._stack(self._indices(key))
+
+    def _indices(self, key) -> list[int]:
+        """Frame numbers selected by a slice or an array/list of ints."""
+        if isinstance(key, slice):
+            return list(range(*key.indices(len(self))))
+        return [int(i) for i in np.asarray(key).ravel()]
 
     def __iter__(self):
         for i in range(len(self)):
