@@ -48,11 +48,21 @@ def extract_plate(info: VideoInfo, *, samples: int = DEFAULT_SAMPLES, require_pe
     if require_person and person == 0.0:
         raise NoFaceFound(f"{info.path}: no person found in any sampled frame (selfie segmentation); "
                           "there is nothing to remove from the background")
-    image, count = masked_median(np.stack(stack), ~np.stack(masks))
+    image, count = masked_median(_stack_freeing(stack), ~np.stack(masks))
     holes = count == 0
     if holes.any():
         image = cv2.inpaint(image, holes.astype(np.uint8) * 255, INPAINT_RADIUS, cv2.INPAINT_TELEA)
     return Plate(image, holes, len(stack), person)
+
+
+def _stack_freeing(frames: list[np.ndarray]) -> np.ndarray:
+    """np.stack of (H, W, 3) frames that drops each list item once copied, so the samples are
+    held about once, not twice."""
+    out = np.empty((len(frames),) + frames[0].shape, frames[0].dtype)
+    for i in range(len(frames)):
+        out[i] = frames[i]
+        frames[i] = None
+    return out
 
 
 def sample_indices(frame_count: int, samples: int) -> np.ndarray:
