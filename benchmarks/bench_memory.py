@@ -12,7 +12,7 @@ avatar), a portrait sliding over a textured background (composite and plate).
 Paths and what grows with the scale:
   render       image avatar, --audio of 3 s x scale
   text         image avatar, --text of 120 characters x scale
-  video-avatar video avatar of 1.5 s x scale (512x512, prepared in the run), 3 s of audio
+  video-avatar video avatar of 1.5 s x scale (512x512 or --avatar-side, prepared in the run), 3 s of audio
   composite    `video composite` of a 640x640 clip of 2 s x scale over an image
   plate        `video plate` of the same clips
   server       `facecast serve` on 127.0.0.1: POST /avatars with the video avatar of 1.5 s x
@@ -197,6 +197,9 @@ def hwm_of(pid: int) -> float:
         return int(next(l for l in fh if l.startswith("VmHWM:")).split()[1]) / 1024
 
 
+AVATAR_SIDE = 512  # px: video avatar clips (--avatar-side)
+
+
 def measure(path: str, scale: int, work: Path) -> tuple[str, float, str]:
     """(input description, peak MB, note) of one path at one scale."""
     audio3 = work / "speech_3s.wav"
@@ -216,13 +219,14 @@ def measure(path: str, scale: int, work: Path) -> tuple[str, float, str]:
         text = (SENTENCE * (scale + 1))[: 120 * scale]
         return f"{len(text)} chars", run_cli(["render", "-a", str(photo), "--text", text, "-o", str(out)], work), ""
     if path in ("video-avatar", "server"):
-        clip = work / f"face_{scale}.mp4"
+        side = AVATAR_SIDE
+        clip = work / f"face_{scale}_{side}.mp4"
         if not clip.exists():
-            face_clip(clip, 1.5 * scale)
+            face_clip(clip, 1.5 * scale, side)
         if path == "server":
             started, peak = run_server(clip, audio3, work)
-            return f"{1.5 * scale:g} s 512x512 upload", peak, f"{started:.0f} MB after start"
-        return f"{1.5 * scale:g} s 512x512 avatar", run_cli(["render", "-a", str(clip), "--audio", str(audio3),
+            return f"{1.5 * scale:g} s {side}x{side} upload", peak, f"{started:.0f} MB after start"
+        return f"{1.5 * scale:g} s {side}x{side} avatar", run_cli(["render", "-a", str(clip), "--audio", str(audio3),
                                                               "-o", str(out)], work), ""
     clip = work / f"person_{scale}.mp4"
     if not clip.exists():
@@ -247,7 +251,10 @@ def main() -> int:
     parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, from {', '.join(PATHS)}")
     parser.add_argument("--scales", default="1,5,20", help="input length multiples (default 1,5,20)")
     parser.add_argument("--work", type=Path, default=None, help="folder for inputs and outputs (default: temporary)")
+    parser.add_argument("--avatar-side", type=int, default=AVATAR_SIDE, help="video avatar size in px (default 512)")
     args = parser.parse_args()
+    global AVATAR_SIDE
+    AVATAR_SIDE = args.avatar_side
     scales = [int(s) for s in args.scales.split(",")]
     work = args.work or Path(tempfile.mkdtemp(prefix="facecast-bench-memory-"))
     work.mkdir(parents=True, exist_ok=True)
