@@ -203,3 +203,22 @@ def test_cache_limit_setting_is_checked(monkeypatch):
     monkeypatch.setenv("FACECAST_CACHE_MAX_MB", "-3")
     with pytest.raises(InvalidArgument, match="FACECAST_CACHE_MAX_MB"):
         cache_limit_bytes()
+
+
+def test_preparing_a_video_avatar_streams_its_frames(tmp_path):
+    """Traced memory of preparation hardly grows with the video's length (it held every
+    decoded frame, twice, while stacking them)."""
+    import tracemalloc
+
+    prepare(_face_clip(tmp_path / "warm.mp4", frames=3, side=256), cache=AvatarCache(tmp_path / "warm"))  # models
+    peaks = []
+    for n in (8, 40):
+        clip = _face_clip(tmp_path / f"face{n}.mp4", frames=n, side=256)
+        cache = AvatarCache(tmp_path / f"cache{n}")
+        tracemalloc.start()
+        avatar = prepare(clip, cache=cache)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert avatar.frame_count == n
+    frame = 256 * 256 * 3
+    assert peaks[1] - peaks[0] < 8 * frame, peaks  # 32 more frames held would be 32 (before: 64) frames' worth
