@@ -251,10 +251,9 @@ def main() -> int:
     parser.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, from {', '.join(PATHS)}")
     parser.add_argument("--scales", default="1,5,20", help="input length multiples (default 1,5,20)")
     parser.add_argument("--work", type=Path, default=None, help="folder for inputs and outputs (default: temporary)")
-    parser.add_argument("--avatar-side", type=int, default=AVATAR_SIDE, help="video avatar size in px (default 512)")
+    parser.add_argument("--avatar-side", type=int, default=512, help="video avatar size in px (default 512)")
     args = parser.parse_args()
-    global AVATAR_SIDE
-    AVATAR_SIDE = args.avatar_side
+    globals()["AVATAR_SIDE"] = args.avatar_side
     scales = [int(s) for s in args.scales.split(",")]
     work = args.work or Path(tempfile.mkdtemp(prefix="facecast-bench-memory-"))
     work.mkdir(parents=True, exist_ok=True)
