@@ -32,7 +32,8 @@ def crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     out = np.empty_like(new)
     for j in range(n):
         w = np.float32((j + 1) / (n + 1))
-        out[j] = (old[j].astype(np.float32) * (np.float32(1.0) - w) + new[j].astype(np.float32) * w + 0.5).astype(np.uint8)
+        blend = old[j].astype(np.float32) * (np.float32(1.0) - w) + new[j].astype(np.float32) * w
+        out[j] = (blend + 0.5).astype(np.uint8)
     return out
 
 
