@@ -85,3 +85,40 @@ def test_background_video_loops(tmp_path):
     bg = Background(clip, (32, 24))
     values = [int(bg.frame(n)[0, 0, 0]) for n in (0, 1, 2, 3, 4, 1)]
     assert [round(v / 40) for v in values] == [0, 1, 2, 0, 1, 1]
+
+
+class _HalfMatte:
+    """A stand-in segmenter: the left half of every frame is person."""
+
+    def matte(self, frame):
+        m = np.zeros(frame.shape[:2], np.float32)
+        m[:, : frame.shape[1] // 2] = 1.0
+        return m
+
+    def close(self):
+        pass
+
+
+def test_composite_stage_memory_does_not_grow_with_the_segment(tmp_path):
+    """The stage works frame by frame in place: its extra memory is a few frames' worth,
+    whether the segment holds 8 or 64 frames (it held several float32 copies of the segment)."""
+    import tracemalloc
+
+    from facecast.video.stages import Composite
+
+    cv2.imwrite(str(tmp_path / "bg.png"), np.full((120, 160, 3), 200, np.uint8))
+    stage = Composite(Background(tmp_path / "bg.png", (160, 120)))
+    stage._segmenter.close()
+    stage._segmenter = _HalfMatte()
+    peaks = []
+    for n in (8, 64):
+        batch = np.full((n, 120, 160, 3), 40, np.uint8)
+        tracemalloc.start()
+        out = stage(batch, np.arange(n))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert out is batch and stage.person_seen
+        assert (out[:, 60, 10] == 40).all() and (out[:, 60, 150] == 200).all()  # person left, background right
+    frame = 120 * 160 * 3
+    assert peaks[1] < 24 * frame, peaks  # float32 temporaries of a few frames, not of 64
+    assert peaks[1] < 1.5 * peaks[0], peaks

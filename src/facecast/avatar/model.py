@@ -14,7 +14,9 @@ from facecast.avatar import topology as topo
 class Avatar:
     """A prepared avatar, loaded from the cache.
 
-    frames: (F, H, W, 3) uint8 BGR; F == 1 for a photo (may be a read-only memmap)
+    frames: (F, H, W, 3) uint8 BGR; F == 1 for a photo (an array). A video's frames are a
+        read-only facecast.avatar.frame_store.FrameStore: JPEG on disk, decoded on demand,
+        indexed like the array (frames[i], frames[indices], frames.shape)
     landmarks: (F, 478, 3) float32; x, y in pixels, z in pixels (mediapipe's relative depth)
     boxes: (F, 4) float32 face box x0, y0, x1, y1 in pixels, smoothed over time for video
     lower_face: (F, P, 2) float32 px polygon of the region the mouth may change, per frame
@@ -26,7 +28,7 @@ class Avatar:
 
     id: str
     name: str
-    frames: np.ndarray
+    frames: np.ndarray  # or a FrameStore (video avatars)
     landmarks: np.ndarray
     boxes: np.ndarray
     lower_face: np.ndarray

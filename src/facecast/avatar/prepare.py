@@ -3,7 +3,9 @@ over time (video), and store the result in the content-hashed cache."""
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -12,6 +14,7 @@ from facecast.avatar.masks import frame_masks
 from facecast.avatar.model import Avatar
 from facecast.config import PrepareSettings
 from facecast.errors import NoFaceFound, UnsupportedMedia
+from facecast.media.probe import probe
 from facecast.media.reader import read_visual
 from facecast.types import Progress
 
@@ -32,33 +35,67 @@ def prepare(source: str | Path, settings: PrepareSettings = PrepareSettings(), *
     if not path.is_file():
         raise UnsupportedMedia(f"{path}: no such file")
     key = content_key(path.read_bytes(), settings.key())
-    if not force and cache.has(key):
-        return cache.load(key)
-    visual = read_visual(path, max_long_side=settings.max_long_side, max_seconds=settings.max_video_seconds)
-    landmarks = track_faces(visual.frames, path, settings, progress)
-    boxes = smooth_boxes(landmarks, settings.box_smoothing)
-    lower_face, mouth = frame_masks(landmarks)
-    return cache.store(key, path.name, visual.frames, landmarks, boxes,
-                       {"lower_face": lower_face, "mouth": mouth}, visual.fps)
+    if not force:
+        cached = cache.get(key)  # None also when the entry was damaged (it is rebuilt now)
+        if cached is not None:
+            return cached
+    frames, total, fps = source_frames(path, settings)
+    with cache.writer(key) as entry:
+        landmarks = track_faces(_kept(frames, entry), path, settings, progress, total=total, still=total == 1)
+        boxes = smooth_boxes(landmarks, settings.box_smoothing)
+        lower_face, mouth = frame_masks(landmarks)
+        return entry.finish(path.name, landmarks, boxes, {"lower_face": lower_face, "mouth": mouth},
+                            fps if entry.count > 1 else 0.0)
 
 
-def track_faces(frames: np.ndarray, path: Path, settings: PrepareSettings,
-                progress: Progress | None = None) -> np.ndarray:
-    """Face mesh of every frame. frames: (F, H, W, 3) uint8 BGR -> (F, 478, 3) float32 px.
+def source_frames(path: Path, settings: PrepareSettings) -> tuple[Iterable[np.ndarray], int, float]:
+    """(frames, expected count, fps) of an avatar source, one (H, W, 3) uint8 BGR frame at a time.
+
+    A photo is decoded whole (one frame, fps 0.0); a video is checked by decoding its first
+    frame, then streamed (at most max_video_seconds), so memory does not grow with its length.
+    """
+    first = read_visual(path, max_long_side=settings.max_long_side, max_seconds=0.0)  # validates, 1 frame
+    if probe(path, wanted="an image or video").kind == "image":
+        return first.frames, 1, 0.0
+    from facecast.video.stream import count_frames, frames, probe as probe_video
+
+    info = probe_video(path, max_long_side=settings.max_long_side)
+    limit = int(settings.max_video_seconds * info.fps) + 1  # as read_visual
+    total = min(limit, count_frames(info)) or limit
+    return islice(frames(info), limit), total, info.fps
+
+
+def _kept(frames: Iterable[np.ndarray], entry) -> Iterator[np.ndarray]:
+    """Pass frames through, storing each in the cache entry being written."""
+    for frame in frames:
+        entry.add_frame(frame)
+        yield frame
+
+
+def track_faces(frames: Iterable[np.ndarray], path: Path, settings: PrepareSettings,
+                progress: Progress | None = None, *, total: int | None = None,
+                still: bool | None = None) -> np.ndarray:
+    """Face mesh of every frame. frames: (F, H, W, 3) uint8 BGR, or an iterable of (H, W, 3)
+    frames (read once) -> (F, 478, 3) float32 px. total: frame count for progress (default
+    len(frames)); still: a photo (default: a single frame).
 
     Frames where the face is lost are filled from their neighbours; video meshes are
     smoothed over time.
     """
     from facecast.avatar.landmarks import FaceMesher  # mediapipe loads only when a face must be found
 
-    n = frames.shape[0]
+    total = len(frames) if total is None else total
+    still = total == 1 if still is None else still
     found: list[np.ndarray | None] = []
-    with FaceMesher(static=n == 1, min_confidence=settings.min_detection_confidence, face=settings.face) as mesher:
+    previous = None
+    with FaceMesher(static=still, min_confidence=settings.min_detection_confidence, face=settings.face) as mesher:
         for i, frame in enumerate(frames):
-            repeated = i > 0 and np.array_equal(frame, frames[i - 1])  # a slow part of a variable-rate clip
+            repeated = previous is not None and np.array_equal(frame, previous)  # a slow part of a VFR clip
             found.append(found[-1] if repeated else mesher.landmarks(frame))
+            previous = frame
             if progress:
-                progress(i + 1, n)
+                progress(i + 1, max(total, i + 1))
+    n = len(found)
     hits = [i for i, pts in enumerate(found) if pts is not None]
     if not hits:
         raise NoFaceFound(f"{path}: no face found" + (" in any frame" if n > 1 else ""))

@@ -178,9 +178,8 @@ class AvatarStore:
         return avatar
 
     def _load_key(self, key: str) -> Avatar:
-        if self.cache.has(key):
-            avatar = self.cache.load(key)
-        else:  # the cache was cleared: prepare again from the stored source
+        avatar = self.cache.get(key)
+        if avatar is None:  # evicted, cleared or damaged: prepare again from the stored source
             source = self.sources / key
             if not source.is_file():
                 raise NotFound("the avatar's prepared data and its source are both gone")

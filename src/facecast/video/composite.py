@@ -65,12 +65,17 @@ class Background:
         return frame
 
 
-def composite(frames_: np.ndarray, mattes: np.ndarray, backgrounds: np.ndarray) -> np.ndarray:
-    """Person over background. frames_, backgrounds: (n, H, W, 3) uint8; mattes: (n, H, W)
-    float32 in [0, 1] (1 = person) -> (n, H, W, 3) uint8."""
-    soft = np.stack([cv2.GaussianBlur(m, (0, 0), MATTE_FEATHER_PX) for m in mattes])[..., None]
-    out = frames_.astype(np.float32) * soft + backgrounds.astype(np.float32) * (1.0 - soft)
-    return (out + 0.5).astype(np.uint8)
+def put_over(frame: np.ndarray, matte: np.ndarray, background: np.ndarray) -> np.ndarray:
+    """One frame of the person over a background. frame, background: (H, W, 3) uint8;
+    matte: (H, W) float32 in [0, 1] (1 = person) -> (H, W, 3) uint8 (a new array).
+
+    Works on one frame at a time, so its float temporaries are a few frames' worth whatever
+    the segment length."""
+    soft = cv2.GaussianBlur(matte, (0, 0), MATTE_FEATHER_PX)[..., None]
+    out = background.astype(np.float32)
+    out += (frame.astype(np.float32) - out) * soft
+    out += 0.5
+    return out.astype(np.uint8)
 
 
 def _is_image(path: Path) -> bool:

@@ -49,7 +49,7 @@ def extract_plate(info: VideoInfo, *, samples: int = DEFAULT_SAMPLES, require_pe
     if require_person and person == 0.0:
         raise NoFaceFound(f"{info.path}: no person found in any sampled frame (no face or body, selfie "
                           "segmentation); there is nothing to remove from the background")
-    image, count = masked_median(np.stack(stack), ~np.stack(masks))
+    image, count = masked_median(_stack_freeing(stack), ~np.stack(masks))
     holes = count == 0
     if holes.any():
         image = cv2.inpaint(image, holes.astype(np.uint8) * 255, INPAINT_RADIUS, cv2.INPAINT_TELEA)
@@ -68,6 +68,16 @@ def person_confirmed(stack: list[np.ndarray], checks: int = CONFIRM_FRAMES) -> b
             return True
     with PoseTracker(static=True) as tracker:
         return bool(tracker.track(picked).person.any())
+
+
+def _stack_freeing(frames: list[np.ndarray]) -> np.ndarray:
+    """np.stack of (H, W, 3) frames that drops each list item once copied, so the samples are
+    held about once, not twice."""
+    out = np.empty((len(frames),) + frames[0].shape, frames[0].dtype)
+    for i in range(len(frames)):
+        out[i] = frames[i]
+        frames[i] = None
+    return out
 
 
 def sample_indices(frame_count: int, samples: int) -> np.ndarray:

@@ -35,6 +35,7 @@ from facecast.video.transforms import CameraPath
 CAMERA_FILE = "camera_path.json"  # beside the cached avatar
 FACE_REGION_GROW = 0.35  # the pasted-back region: face box grown by this share of its size per side
 MOUTH_GROW = 0.25  # the temporally blended region: mouth box grown by this share per side
+MOTION_CHUNK = 1024  # output frames whose landmark motion is measured at once
 
 
 class VideoRender:
@@ -148,10 +149,12 @@ def face_polygon(avatar, index: int, grow: float) -> np.ndarray:
 
 def _landmark_motion(avatar, count: int, fps: float) -> np.ndarray:
     """(count,) mean landmark movement (px) into each output frame (at `fps`): where to cut segments."""
-    src = avatar.source_index(np.arange(count), fps)
-    pts = avatar.landmarks[src, :, :2]
     motion = np.zeros(count, np.float32)
-    motion[1:] = np.linalg.norm(np.diff(pts, axis=0), axis=2).mean(axis=1)
+    for lo in range(1, count, MOTION_CHUNK):  # in chunks: a long render does not gather every frame's mesh at once
+        hi = min(count, lo + MOTION_CHUNK)
+        src = avatar.source_index(np.arange(lo - 1, hi), fps)
+        pts = avatar.landmarks[src, :, :2]
+        motion[lo:hi] = np.linalg.norm(np.diff(pts, axis=0), axis=2).mean(axis=1)
     return motion
 
 

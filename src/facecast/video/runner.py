@@ -26,10 +26,15 @@ Sink = Callable[[np.ndarray], None]
 
 
 def crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:
-    """Blend two versions (n, H, W, 3) uint8 of the same frames; new's weight rises (j+1)/(n+1)."""
+    """Blend two versions (n, H, W, 3) uint8 of the same frames; new's weight rises (j+1)/(n+1).
+    Frame by frame, so the float temporaries are one frame's, whatever the overlap."""
     n = len(old)
-    w = (np.arange(1, n + 1, dtype=np.float32) / (n + 1))[:, None, None, None]
-    return (old.astype(np.float32) * (1.0 - w) + new.astype(np.float32) * w + 0.5).astype(np.uint8)
+    out = np.empty_like(new)
+    for j in range(n):
+        w = np.float32((j + 1) / (n + 1))
+        blend = old[j].astype(np.float32) * (np.float32(1.0) - w) + new[j].astype(np.float32) * w
+        out[j] = (blend + 0.5).astype(np.uint8)
+    return out
 
 
 def apply_stages(stages: Sequence[Stage], frames: np.ndarray, numbers: np.ndarray) -> np.ndarray:

@@ -1,10 +1,12 @@
 """Stabilised copies of video avatar sources, cached by content.
 
-Layout: <cache>/video/<key>/{stabilized.mp4, originals.npy, camera_path.json, meta.json}.
-stabilized.mp4 is what the avatar is prepared from; originals.npy (F, H, W, 3) uint8 holds the
-original frames at the same size (memory-mapped at render time), so re-shaking can paste the
-generated region back into untouched original pixels. The entry is built in a temporary
-folder and renamed into place, so an interrupted run leaves nothing half-written.
+Layout: <cache>/video/<key>/{stabilized.mp4, frames.jpgs, frames.index.npy, camera_path.json,
+meta.json}. stabilized.mp4 is what the avatar is prepared from; the frame store (JPEG per
+frame, facecast.avatar.frame_store, decoded on demand at render time) holds the original
+frames at the same size, so re-shaking can paste the generated region back into untouched
+original pixels. The entry is built in a temporary folder and renamed into place, so an
+interrupted run leaves nothing half-written; entries count towards the avatar cache's size
+limit and are evicted with it (facecast.avatar.cache); a damaged entry is built again.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
+from facecast.avatar.cache import enforce_limit, sweep_stale, touch
+from facecast.avatar.frame_store import FrameStore, FrameWriter
 from facecast.config import PrepareSettings, cache_dir
 from facecast.files import atomic_dir
 from facecast.types import Progress
@@ -28,7 +30,7 @@ from facecast.video.stages import Stabilize
 from facecast.video.stream import frames, probe
 from facecast.video.transforms import CameraPath
 
-VERSION = 1  # bump when the stabilised output changes
+VERSION = 2  # bump when the stabilised output changes (2: originals as JPEG)
 CHUNK_FRAMES = 64  # frames per batch while warping (stabilising keeps no state between frames)
 
 
@@ -49,9 +51,17 @@ class StableSource:
     def camera(self) -> CameraPath:
         return CameraPath.load(self.camera_file)
 
-    def originals(self) -> np.ndarray:
-        """(F, H, W, 3) uint8 BGR original frames, memory-mapped read-only."""
-        return np.load(self.folder / "originals.npy", mmap_mode="r")
+    def originals(self) -> FrameStore:
+        """(F, H, W, 3) uint8 BGR original frames, read-only, decoded on demand."""
+        meta = json.loads((self.folder / "meta.json").read_text())
+        return FrameStore(self.folder, int(meta["frames"]))
+
+    def check(self) -> None:
+        """Raise (ValueError, OSError, KeyError) when the entry is incomplete or damaged."""
+        self.originals()
+        self.camera()
+        if not self.video.is_file() or self.video.stat().st_size == 0:
+            raise OSError("stabilized.mp4 is missing")
 
 
 def stabilized_source(source: Path, *, window: int, ignore_person: bool = True,
@@ -62,37 +72,48 @@ def stabilized_source(source: Path, *, window: int, ignore_person: bool = True,
     info = probe(source, max_long_side=settings.max_long_side)
     key = _key(source, {"window": window, "ignore_person": ignore_person, "max_long_side": settings.max_long_side,
                         "max_seconds": settings.max_video_seconds, "version": VERSION})
+    sweep_stale(cache_dir())
     folder = cache_dir() / "video" / key
     if (folder / "meta.json").is_file():
-        return StableSource(folder)
+        try:
+            StableSource(folder).check()
+            touch(folder)
+            return StableSource(folder)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # damaged: built again below (atomic_dir replaces it)
     with atomic_dir(folder) as tmp:
         limit = int(settings.max_video_seconds * info.fps) + 1  # as many frames as read_visual keeps
         analysis = analyse(info, ignore_person=ignore_person, max_frames=limit, progress=progress)
         camera = camera_path(analysis.steps, info.size, info.fps, window)
-        _write(info, camera, analysis.frame_count, tmp)
-        (tmp / "meta.json").write_text(json.dumps({"source": source.name, "frames": analysis.frame_count}))
+        kept = _write(info, camera, analysis.frame_count, tmp)
+        (tmp / "meta.json").write_text(json.dumps({"source": source.name, "frames": kept}))
+    enforce_limit(cache_dir(), keep=folder)
     return StableSource(folder)
 
 
-def _write(info, camera: CameraPath, count: int, folder: Path) -> None:
-    """stabilized.mp4, originals.npy and camera_path.json of the first `count` frames."""
-    w, h = info.size
-    originals = np.lib.format.open_memmap(folder / "originals.npy", mode="w+", dtype=np.uint8, shape=(count, h, w, 3))
-    source = _keep_originals(frames(info), originals, count)
-    plan = plan_segments(count, None, max_frames=CHUNK_FRAMES, overlap=0)
-    with open_mp4(folder / "stabilized.mp4", info.size, info.fps, crf=14) as writer:
-        run_segments(source, plan, [Stabilize(camera.warps)], writer.write, overlap=0)
-    originals.flush()
-    del originals
+def _write(info, camera: CameraPath, count: int, folder: Path) -> int:
+    """stabilized.mp4, the original frames (JPEG) and camera_path.json of the first `count`
+    frames; returns how many original frames were stored."""
+    originals = FrameWriter(folder)
+    try:
+        source = _keep_originals(frames(info), originals, count)
+        plan = plan_segments(count, None, max_frames=CHUNK_FRAMES, overlap=0)
+        with open_mp4(folder / "stabilized.mp4", info.size, info.fps, crf=14) as writer:
+            run_segments(source, plan, [Stabilize(camera.warps)], writer.write, overlap=0)
+    except BaseException:
+        originals.abort()
+        raise
+    originals.close()
     camera.save(folder / "camera_path.json")
+    return originals.count
 
 
-def _keep_originals(source, originals: np.ndarray, count: int):
-    """Pass frames through, copying the first `count` into `originals`."""
+def _keep_originals(source, originals: FrameWriter, count: int):
+    """Pass frames through, storing the first `count` in `originals`."""
     for i, frame in enumerate(source):
         if i >= count:
             return
-        originals[i] = frame
+        originals.add(frame)
         yield frame
 
 

@@ -9,9 +9,9 @@ from typing import Callable
 
 import numpy as np
 
-from facecast.video.composite import Background, composite
+from facecast.video.composite import Background, put_over
 from facecast.video.footlock import FootlockSettings, lock_feet
-from facecast.video.matte import PersonSegmenter, smooth3
+from facecast.video.matte import PERSON_THRESHOLD, PersonSegmenter
 from facecast.video.stabilize import reshake_frame, stabilize_frame
 from facecast.video.temporal import Box, FlowBlender, TemporalSettings
 
@@ -67,7 +67,11 @@ class Temporal:
 
 @dataclass
 class Composite:
-    """The person over a new background (mattes smoothed over 3 frames)."""
+    """The person over a new background (mattes smoothed over 3 frames: the mean of t-1, t,
+    t+1, the segment's ends reusing their own frame).
+
+    Frames are matted and composited one at a time, in place, keeping three mattes: memory
+    does not grow with the segment length beyond the frames themselves."""
 
     background: Background
     person_seen: bool = False
@@ -76,10 +80,17 @@ class Composite:
         self._segmenter = PersonSegmenter()
 
     def __call__(self, frames: np.ndarray, numbers: np.ndarray) -> np.ndarray:
-        mattes = smooth3(np.stack([self._segmenter.matte(f) for f in frames]), "mean")
-        self.person_seen |= bool((mattes > 0.5).any())
-        backgrounds = np.stack([self.background.frame(int(n)) for n in numbers])
-        return composite(frames, mattes, backgrounds)
+        n = len(frames)
+        if n == 0:
+            return frames
+        prev, cur = None, self._segmenter.matte(frames[0])
+        for i in range(n):
+            nxt = self._segmenter.matte(frames[i + 1]) if i + 1 < n else cur  # before frame i+1 is overwritten
+            soft = ((prev if prev is not None else cur) + cur + nxt) / 3.0
+            self.person_seen |= bool((soft > PERSON_THRESHOLD).any())
+            frames[i] = put_over(frames[i], soft, self.background.frame(int(numbers[i])))
+            prev, cur = cur, nxt
+        return frames
 
     def close(self) -> None:
         self._segmenter.close()
