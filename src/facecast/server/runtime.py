@@ -17,7 +17,7 @@ import numpy as np
 from facecast.server.avatar_store import AvatarStore
 from facecast.server.session_manager import SessionManager
 from facecast.server.settings import ServerSettings
-from facecast.streaming.telemetry import Telemetry
+from facecast.streaming.telemetry import PORTRAIT_WINDOW, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ class Runtime:
 
     def __init__(self, settings: ServerSettings):
         self.settings = settings
-        self.telemetry = Telemetry()
+        self.telemetry = Telemetry()  # speech sessions, renders, uploads
+        self.live_telemetry = Telemetry(PORTRAIT_WINDOW)  # live-portrait sessions (/ws/live)
         # Long jobs (whole-file renders, avatar preparation) and short latency-critical ones (a
         # session's speech synthesis or decoding, joins) get separate threads: long ones never
         # keep a session from starting.
