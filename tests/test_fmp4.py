@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facecast.media import fmp4
-from facecast.streaming.encoder import StreamEncoder
+from facecast.transports.fmp4.encoder import StreamEncoder
 
 FPS = 25
 RATE = 22050
