@@ -94,7 +94,7 @@ class StreamEncoder:
             self._pcm = np.concatenate([self._pcm, np.zeros(AAC_FRAME - len(self._pcm), np.float32)])
             self._encode_audio(np.zeros(0, np.float32))
         self._add_audio(self._audio.encode(None))
-        return [self._cut()] if self._vsamples or self._asamples else []
+        return [self._cut(final=True)] if self._vsamples or self._asamples else []
 
     # -- internals ----------------------------------------------------------------------------
     def _to_video_frame(self, frame: np.ndarray) -> av.VideoFrame:
@@ -144,19 +144,31 @@ class StreamEncoder:
         self.init = fmp4.init_segment(self._track, audio)
         self.codecs = f"{self._track.codec}, {audio.codec}"
 
-    def _cut(self) -> Fmp4Segment:
-        """Pending samples -> one Fmp4Segment."""
+    def _cut(self, final: bool = False) -> Fmp4Segment:
+        """Pending samples -> one Fmp4Segment. Audio that would reach past the next keyframe's time
+        waits for the keyframe's segment, so a reader joining there gets audio from that time on
+        (its first AAC frame starts at most one frame, 1024 samples, before the keyframe)."""
         self._seq += 1
+        held = [] if final else self._audio_past_next_keyframe()
+        audio = self._asamples[:len(self._asamples) - len(held)]
         runs = [fmp4.TrackRun(fmp4.VIDEO_TRACK_ID, self._vstart, self._vsamples),
-                fmp4.TrackRun(fmp4.AUDIO_TRACK_ID, self._astart, self._asamples)]
+                fmp4.TrackRun(fmp4.AUDIO_TRACK_ID, self._astart, audio)]
         data = fmp4.media_segment(self._seq, runs)
         first = self._vstart // VIDEO_TICKS_PER_FRAME
         keyframe = bool(self._vsamples and self._vsamples[0].keyframe)
         segment = Fmp4Segment(self._seq, keyframe, first, len(self._vsamples), data)
-        self._astart += AAC_FRAME * len(self._asamples)
+        self._astart += AAC_FRAME * len(audio)
         self._vstart += VIDEO_TICKS_PER_FRAME * len(self._vsamples)
-        self._vsamples, self._asamples = [], []
+        self._vsamples, self._asamples = [], held
         return segment
+
+    def _audio_past_next_keyframe(self) -> list[fmp4.Sample]:
+        """The pending AAC frames that end after the time of the keyframe following these frames."""
+        end_frame = self._vstart // VIDEO_TICKS_PER_FRAME + len(self._vsamples)
+        next_key = -(-end_frame // self.keyint) * self.keyint
+        limit = next_key * self.sample_rate / self.fps  # samples
+        keep = sum(1 for i in range(len(self._asamples)) if self._astart + (i + 1) * AAC_FRAME <= limit)
+        return self._asamples[keep:]
 
     @property
     def mime(self) -> str | None:
