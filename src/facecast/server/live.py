@@ -105,7 +105,7 @@ async def live_socket(websocket: WebSocket):
         session.close()
         sender.cancel()  # the client left (or the sender ended): nothing more goes out
         await asyncio.gather(sender, return_exceptions=True)
-        await asyncio.to_thread(session.join, JOIN_TIMEOUT_S)
+        await websocket.app.state.runtime.run_quick(session.join, JOIN_TIMEOUT_S)
 
 
 async def _receive_loop(websocket: WebSocket, session: LiveSession, sender: asyncio.Task) -> None:
