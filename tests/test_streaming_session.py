@@ -62,7 +62,8 @@ def test_commands_are_frozen_and_carry_their_seconds():
     chunk = PcmChunk(np.zeros(8000, np.float32), 16000, arrived=1.0)
     assert chunk.seconds == pytest.approx(0.5) and chunk.epoch == 0
     say = Say(Speech(Audio(np.zeros(22050, np.float32), 22050)), 1.0, epoch=3)
-    for command, name in ((chunk, "rate"), (say, "seconds"), (Interrupt(at=2.0), "at"), (CameraFrame(b"x", 0.0), "data")):
+    for command, name in ((chunk, "rate"), (say, "seconds"), (Interrupt(at=2.0), "at"),
+                          (CameraFrame(b"x", 0.0), "data")):
         with pytest.raises(dataclasses.FrozenInstanceError):
             setattr(command, name, None)
     assert EndOfUtterance() == EndOfUtterance(0) and Interrupt(1.0, 2) != Interrupt(1.0, 3)
