@@ -228,15 +228,20 @@ def test_latest_queue_keeps_commands_in_order_and_skips_stale_frames_only():
     q = LatestQueue(maxsize=2)
     q.put("frame 1")
     q.put("pause", droppable=False)
-    for i in range(2, 6):
+    q.put("frame 2")
+    assert [q.get(timeout=1), q.get(timeout=1)] == ["frame 1", "pause"]  # in order
+    for i in range(3, 8):
         q.put(f"frame {i}")
-    assert [q.get() for _ in range(3)] == ["frame 1", "pause", "frame 5"]
-    assert q.dropped == 3  # frames 2, 3 pushed out while full, frame 4 stale at get()
+        q.put(f"ping {i}", droppable=False)
+    got = [q.get(timeout=1) for _ in range(len(q))]
+    assert [g for g in got if g.startswith("ping")] == [f"ping {i}" for i in range(3, 8)]  # never dropped
+    assert [g for g in got if g.startswith("frame")] == ["frame 6", "frame 7"]  # at most 2 frames wait
+    assert q.dropped == 4  # frames 2..5 pushed out while full
 
 
 def test_channel_wakes_the_event_loop_from_another_thread():
     async def scenario():
-        q = Channel(maxsize=1)
+        q = Channel(maxsize=1, max_kept=100)
         putter = threading.Thread(target=lambda: [q.put(i, droppable=False) for i in range(100)] and q.close())
         getter = asyncio.create_task(_collect(q))
         putter.start()
