@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from facecast.media import fmp4
-from facecast.streaming.encoder import StreamEncoder
+from facecast.transports.fmp4.encoder import StreamEncoder
 
 FPS = 25
 RATE = 22050
@@ -133,6 +133,36 @@ def test_joining_at_a_keyframe_decodes():
     with av.open(io.BytesIO(data)) as container:
         frames = list(container.decode(video=0))
     assert len(frames) == 25 and frames[0].pts == 25 * 1000
+
+
+@pytest.mark.parametrize("lead", [0, 3072])
+def test_a_late_reader_gets_audio_and_video_from_the_same_keyframe_time(lead):
+    """A reader joining at a keyframe segment gets audio from the keyframe's time on: a clip's (audio
+    encoded `lead` samples ahead) starts in that segment, within one AAC frame before the keyframe
+    (it started 56 ms after it); a live stream's (no lead) never starts after it."""
+    enc = StreamEncoder((128, 128), FPS, RATE, keyint=FPS, max_frames=5)
+    frames, audio, spf = noise_frames(3 * FPS), tone(3.2), RATE // FPS
+    segments, fed = [], 0
+    for lo in range(0, len(frames), 4):
+        hi = min(lo + 4, len(frames))
+        upto = min(hi * spf + lead, len(audio))
+        segments += enc.encode(frames[lo:hi], audio[fed:upto])
+        fed = upto
+    segments += enc.finish()
+    joins = [i for i, s in enumerate(segments) if s.keyframe][1:]
+    assert len(joins) == 2
+    for join in joins:
+        video_s = trafs(segments[join].data)[fmp4.VIDEO_TRACK_ID]["base"] / (FPS * 1000)
+        first_audio = next(trafs(s.data)[fmp4.AUDIO_TRACK_ID] for s in segments[join:]
+                           if fmp4.AUDIO_TRACK_ID in trafs(s.data))
+        audio_s = first_audio["base"] / RATE
+        assert audio_s <= video_s, (video_s, audio_s)  # no silent start for the late reader
+        if lead > 2048:  # a clip: its audio runs ahead of the AAC encoder's delay (2048 samples)
+            assert video_s - 1024 / RATE < audio_s, (video_s, audio_s)
+            assert fmp4.AUDIO_TRACK_ID in trafs(segments[join].data), "the join point carries its audio"
+    bases = [trafs(s.data).get(fmp4.AUDIO_TRACK_ID) for s in segments]
+    starts = [(b["base"], b["count"]) for b in bases if b]
+    assert all(a + 1024 * n == b for (a, n), (b, _) in zip(starts, starts[1:])), "audio stays continuous"
 
 
 def test_annexb_split():

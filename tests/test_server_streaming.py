@@ -1,4 +1,4 @@
-"""Streaming generation without HTTP: the fan-out log, the speech queue, sessions, the manager."""
+"""Streaming generation without HTTP: the segment fan-out, the speech queue, sessions, the manager."""
 
 from __future__ import annotations
 
@@ -17,20 +17,21 @@ from facecast.lipsync.base import get_backend
 from facecast.server.errors import Unavailable
 from facecast.server.session_manager import SessionManager
 from facecast.server.settings import ServerSettings
-from facecast.streaming.encoder import Segment
-from facecast.streaming.log import StreamEnded, StreamLog
 from facecast.streaming.session import Session, StreamSettings
 from facecast.streaming.speech import SpeechQueue, frame_samples
 from facecast.streaming.telemetry import Telemetry, percentiles
+from facecast.transports.fmp4.encoder import Fmp4Segment
+from facecast.transports.fmp4.fanout import SegmentFanout, StreamEnded
+from facecast.transports.fmp4.output import attach_fmp4
 
 FPS = 25
 
 
-def segment(key: bool) -> Segment:
-    return Segment(0, key, 0, 1, b"x" * 100)
+def segment(key: bool) -> Fmp4Segment:
+    return Fmp4Segment(0, key, 0, 1, b"x" * 100)
 
 
-def fill(log: StreamLog, n: int, keyint: int = 5) -> None:
+def fill(log: SegmentFanout, n: int, keyint: int = 5) -> None:
     for i in range(n):
         log.append(segment(i % keyint == 0))
 
@@ -42,32 +43,32 @@ def loop():
     loop.close()
 
 
-# -- the fan-out log ----------------------------------------------------------------------------
+# -- the segment fan-out ----------------------------------------------------------------------------
 
 def test_first_reader_from_start_later_ones_from_the_latest_keyframe(loop):
-    log = StreamLog(max_lag=50)
+    log = SegmentFanout(max_lag=50)
     log.set_init(b"init")
     fill(log, 12)
-    first, second = log.attach(loop), log.attach(loop)
+    first, second = log.attach(), log.attach()
     assert log.take(first).seq == 1
     assert log.take(second).seq == 11 and log.take(second).keyframe is False
 
 
 def test_a_reconnect_continues_instead_of_restarting(loop):
-    log = StreamLog(max_lag=50)
+    log = SegmentFanout(max_lag=50)
     fill(log, 8)
-    reader = log.attach(loop)
+    reader = log.attach()
     while log.take(reader) is not None:
         pass
     log.detach(reader)
     fill(log, 4)
-    again = log.attach(loop)
+    again = log.attach()
     assert log.take(again).seq == 9  # the latest keyframe (seqs 1, 6, 9), not seq 1
 
 
 def test_a_stalled_reader_never_grows_memory(loop):
-    log = StreamLog(max_lag=20)
-    slow = log.attach(loop)
+    log = SegmentFanout(max_lag=20)
+    slow = log.attach()
     fill(log, 1000)
     depth = log.depth()
     assert depth["segments_kept"] <= 20 + 5 and depth["bytes_kept"] <= 25 * 100
@@ -76,45 +77,45 @@ def test_a_stalled_reader_never_grows_memory(loop):
 
 
 def test_unread_live_stream_keeps_only_since_its_keyframe(loop):
-    log = StreamLog(max_lag=100, from_start=False)
+    log = SegmentFanout(max_lag=100, from_start=False)
     fill(log, 60, keyint=25)
     assert log.depth()["segments_kept"] == 10
-    assert log.take(log.attach(loop)).seq == 51, "live readers start at the latest keyframe"
+    assert log.take(log.attach()).seq == 51, "live readers start at the latest keyframe"
 
 
 def test_producer_waits_for_readers(loop):
-    log = StreamLog(max_lag=4)
+    log = SegmentFanout(max_lag=4)
     fill(log, 4)
     stop = threading.Event()
     done = threading.Event()
     threading.Thread(target=lambda: (log.wait_for_room(stop, 0.01), done.set()), daemon=True).start()
     assert not done.wait(0.2), "ran ahead of the readers"
-    reader = log.attach(loop)
+    reader = log.attach()
     log.take(reader)
     assert done.wait(2.0)
 
 
 def test_end_and_failure_reach_readers(loop):
-    log = StreamLog(max_lag=10)
+    log = SegmentFanout(max_lag=10)
     fill(log, 1)
-    reader = log.attach(loop)
+    reader = log.attach()
     log.close()
     assert log.take(reader).seq == 1
     with pytest.raises(StreamEnded) as ended:
         log.take(reader)
     assert ended.value.error is None
-    broken = StreamLog(max_lag=10)
-    reader = broken.attach(loop)
+    broken = SegmentFanout(max_lag=10)
+    reader = broken.attach()
     broken.close("generation failed: boom")
     with pytest.raises(StreamEnded, match="boom"):
         broken.take(reader)
 
 
 def test_readers_wake_when_segments_arrive(loop):
-    log = StreamLog(max_lag=10)
+    log = SegmentFanout(max_lag=10)
 
     async def read_one():
-        reader = log.attach(asyncio.get_running_loop())
+        reader = log.attach()
         while (seg := log.take(reader)) is None:
             await log.wait(reader)
         return seg.seq
@@ -196,16 +197,18 @@ class RecordingBackend:
         return self.inner.render(avatar, features, indices, idle=idle)
 
 
-def drain(session: Session, seconds: float = 10.0) -> list[Segment]:
-    """Read a session's stream in a private event loop until it ends (StreamEnded if it failed)."""
+def drain(session: Session, seconds: float = 10.0) -> list[Fmp4Segment]:
+    """Read a session's fMP4 stream in a private event loop until it ends (StreamEnded if it failed)."""
+    fanout = session.output.sink("fmp4").segments
+
     async def read():
-        reader = session.log.attach(asyncio.get_running_loop())
+        reader = fanout.attach()
         out = []
         try:
             while True:
-                seg = session.log.take(reader)
+                seg = fanout.take(reader)
                 if seg is None:
-                    await asyncio.wait_for(session.log.wait(reader), seconds)
+                    await asyncio.wait_for(fanout.wait(reader), seconds)
                 else:
                     out.append(seg)
         except StreamEnded as end:
@@ -216,9 +219,12 @@ def drain(session: Session, seconds: float = 10.0) -> list[Segment]:
     return asyncio.run(read())
 
 
-def make_session(avatar, backend, live: bool, rate: int = 22050, **settings) -> Session:
-    return Session("s" * 16, avatar, "a", backend, live=live, sample_rate=rate,
-                   settings=StreamSettings(**settings), telemetry=Telemetry(), created_at=time.monotonic())
+def make_session(avatar, backend, live: bool, rate: int = 22050, clock=None, **settings) -> Session:
+    """A session with its fMP4 output attached (rate: an AAC rate, Hz)."""
+    session = Session("s" * 16, avatar, "a", backend, live=live, sample_rate=rate, settings=StreamSettings(**settings),
+                      telemetry=Telemetry(), created_at=time.monotonic(), clock=clock)
+    attach_fmp4(session)
+    return session
 
 
 def test_clip_session_makes_every_frame(avatar):
@@ -227,7 +233,7 @@ def test_clip_session_makes_every_frame(avatar):
     session.start(speech)
     segments = drain(session)
     assert sum(s.frames for s in segments) == speech.audio.frame_count(FPS)
-    assert session.state == "finished" and session.log.init.startswith(b"\x00\x00\x00")
+    assert session.state == "finished" and session.output.sink("fmp4").segments.init.startswith(b"\x00\x00\x00")
     assert segments[0].frames == 2, "the first batch is small, for a short time to first frame"
 
 
@@ -235,12 +241,12 @@ def test_live_session_idles_in_real_time_and_interrupt_closes_the_mouth(avatar):
     backend = RecordingBackend()
     session = make_session(avatar, backend, live=True, rate=48000)
     session.start()
-    assert _within(3.0, lambda: len(backend.rows) >= 8), "a live session idles without speech"
+    assert _within(3.0, lambda: session.produced >= 10), "the live session idles from the start"
     loud = Speech(Audio((0.3 * np.sin(np.arange(48000) * 0.05)).astype(np.float32), 48000))
     session.say(speech_from_text("Open wide and say aah, for a long long time."))
     assert _within(3.0, lambda: any(row[0] > 0.05 for row in backend.rows)), "speech opens the mouth"
     opened = len(backend.rows)
-    assert _within(3.0, lambda: len(backend.rows) >= opened + 4), "speech goes on"
+    assert _within(3.0, lambda: len(backend.rows) >= opened + 5), "speech goes on"
     spoken = len(backend.rows)
     session.interrupt()
     assert _within(3.0, lambda: len(backend.rows) >= spoken + 8), "frames go on after the interrupt"

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import queue
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from facecast.audio.pcm import Audio
+from facecast.audio.tts import Speech, synthesize
 from facecast.avatar.model import Avatar
 from facecast.config import RenderSettings
 from facecast.errors import InvalidArgument
@@ -25,20 +24,9 @@ BATCH = 8  # frames rendered per backend call
 QUEUE_BATCHES = 4  # rendered batches waiting for the encoder at most
 
 
-@dataclass(frozen=True)
-class Speech:
-    """What drives the mouth: audio, and for synthesized text its timed phonemes."""
-
-    audio: Audio
-    phonemes: list | None = None
-
-
 def speech_from_text(text: str, voice: str = "en") -> Speech:
     """Synthesize `text` offline; its phoneme timings drive visemes directly."""
-    from facecast.audio.tts import synthesize
-
-    spoken = synthesize(text, voice=voice)
-    return Speech(spoken.audio, spoken.phonemes)
+    return synthesize(text, voice=voice)
 
 
 def speech_from_file(path: str | Path) -> Speech:
@@ -57,15 +45,24 @@ def features_for(backend: LipsyncBackend, speech: Speech, fps: int) -> np.ndarra
     return backend.audio_features(speech.audio, fps)
 
 
+def render_batch(backend: LipsyncBackend, avatar: Avatar, features: np.ndarray, first: int, fps: int,
+                 idle: bool = True, seed: int = 0) -> np.ndarray:
+    """Output frames first .. first+B-1 of a stream: features (B, C) -> (B, H, W, 3) uint8 BGR.
+
+    The one place where the engine calls the backend: idle motion (blinks, small head moves;
+    none for a video avatar) and the looped source frames come from the output frame numbers.
+    """
+    numbers = np.arange(first, first + len(features))
+    motion = idle_motion(numbers, fps, seed) if idle and not avatar.is_video else None
+    return backend.render(avatar, features, avatar.source_index(numbers, fps), idle=motion)
+
+
 def frame_batches(backend: LipsyncBackend, avatar: Avatar, features: np.ndarray, settings: RenderSettings,
                   start: int = 0, batch: int = BATCH):
     """Yield rendered batches (B, H, W, 3) uint8 BGR for output frames start.. of `features`."""
-    idle = settings.idle and not avatar.is_video
     for lo in range(0, len(features), batch):
-        numbers = np.arange(start + lo, start + min(lo + batch, len(features)))
-        motion = idle_motion(numbers, settings.fps, settings.seed) if idle else None
-        yield backend.render(avatar, features[lo: lo + len(numbers)], avatar.source_index(numbers, settings.fps),
-                             idle=motion)
+        yield render_batch(backend, avatar, features[lo: lo + batch], start + lo, settings.fps,
+                           settings.idle, settings.seed)
 
 
 def render_to_file(avatar: Avatar, speech: Speech, out_path: str | Path,

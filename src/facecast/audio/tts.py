@@ -45,10 +45,11 @@ class PhonemeEvent:
 
 @dataclass(frozen=True)
 class Speech:
-    """Synthesized speech: mono audio plus its phonemes in time order."""
+    """What drives the mouth: mono audio, and for synthesized text its phonemes in time order
+    (None for recorded speech, whose mouth motion comes from the audio itself)."""
 
     audio: Audio
-    phonemes: list[PhonemeEvent]
+    phonemes: list[PhonemeEvent] | None = None
 
 
 class _EventId(ctypes.Union):

@@ -1,16 +1,17 @@
 """One live client: JPEG frames in, animated JPEG frames out, on a worker thread.
 
-Transport-independent: the WebSocket route feeds `submit()` / `control()` and gets every
-outgoing item through the `emit` callback (called on the worker thread). The input queue
-holds at most a few frames and the worker always takes the newest, so a client sending
-faster than frames are animated gets fresh frames back, never a growing backlog.
+Transport-independent, in the shape every session has (streaming.lifecycle): the transport sends
+typed commands (submit() and control() make CameraFrame, OversizeFrame and ControlText) and reads
+`output`, a Channel of LiveFrame and LiveMessage items. One worker thread applies the commands in
+the order they came and is the only writer of `output`, so every reply and error reaches the
+client in order. The input queue holds at most a few frames and stale ones are skipped, so a
+client sending faster than frames are animated gets fresh frames back, never a growing backlog.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -21,8 +22,10 @@ import numpy as np
 from facecast.avatar.model import Avatar
 from facecast.errors import FacecastError, InvalidArgument
 from facecast.portrait.driver import MODES
-from facecast.portrait.queues import LatestQueue
-from facecast.portrait.telemetry import REGISTRY, SessionStats
+from facecast.streaming.commands import CameraFrame, ControlText, OversizeFrame, PortraitCommand
+from facecast.streaming.lifecycle import WorkerSession
+from facecast.streaming.queues import Channel, LatestQueue
+from facecast.streaming.telemetry import SessionStats, Telemetry
 
 log = logging.getLogger("facecast.live")
 
@@ -30,6 +33,7 @@ MAX_FRAME_BYTES = 1024 * 1024  # refused before decoding (facecast serve's WebSo
 MAX_FRAME_SIDE = 4096  # px: larger decoded frames are refused
 JPEG_QUALITY = 80
 INPUT_QUEUE = 2  # frames waiting for the worker at most
+OUTPUT_QUEUE = 2  # animated frames waiting for the transport at most
 FLOOD_DROPS = 30  # dropped input frames between two "flood" warnings
 CONTROL_TYPES = ("pause", "resume", "reset", "neutral", "mode", "ping")
 
@@ -56,9 +60,6 @@ class LiveMessage:
         return json.dumps(self.body)
 
 
-Emit = Callable[[object], None]
-
-
 def decode_jpeg(data: bytes) -> np.ndarray | None:
     """JPEG/PNG/WebP bytes -> (h, w, 3) uint8 BGR, or None when they are not a decodable image."""
     if not data:
@@ -80,102 +81,60 @@ def _worth_telling(count: int) -> bool:
     return count <= 3 or count % 30 == 0
 
 
-class LiveSession:
+class LiveSession(WorkerSession):
     """Animates an avatar from a client's frames.
 
-    load_avatar: returns the prepared Avatar (called once, on the worker thread; may block)
-    emit: receives LiveFrame and LiveMessage items, on the worker thread
-    mode: "relative" or "absolute"; max_side: px, the long side of the output frames
-    label: how telemetry names the avatar
+    load_avatar: returns the prepared Avatar (called once, on the worker thread; may block);
+    telemetry: where all sessions' loop and stage latencies go (the session's own record,
+    `stats`, is tracked there while it runs); mode: "relative" or "absolute"; max_side: px, the
+    long side of the output frames; label: how telemetry names the avatar.
     """
 
-    def __init__(self, load_avatar: Callable[[], Avatar], emit: Emit, *, mode: str = "relative",
+    def __init__(self, load_avatar: Callable[[], Avatar], telemetry: Telemetry, *, mode: str = "relative",
                  max_side: int = 512, quality: int = JPEG_QUALITY, label: str = ""):
         if mode not in MODES:
             raise InvalidArgument(f"mode={mode!r}: expected one of {', '.join(MODES)}")
-        self.load_avatar, self.emit, self.mode = load_avatar, emit, mode
+        self.load_avatar, self.mode = load_avatar, mode
         self.max_side, self.quality = max_side, quality
-        self.inbox: LatestQueue = LatestQueue(INPUT_QUEUE)
-        self.stats = SessionStats(label, input_queue=self.inbox)
+        self.inbox: LatestQueue[PortraitCommand] = LatestQueue(INPUT_QUEUE)
+        self.output: Channel[LiveFrame | LiveMessage] = Channel(OUTPUT_QUEUE)
+        self.stats = SessionStats(label, telemetry, input_queue=self.inbox, output_queue=self.output)
+        super().__init__(f"facecast-live-{self.stats.id}", telemetry)
         self.paused = False
-        self._pending: list[str] = []  # control actions for the worker: "reset", "mode"
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"facecast-live-{self.stats.id}", daemon=True)
         self._face: bool | None = None
         self._frame_no = 0
+        self._drops_told = 0  # input drops when the last "flood" warning went out
 
-    # -- called by the transport (event-loop thread); never blocks ------------------------
+    # -- commands (the transport's thread); never block -------------------------------------
     def start(self) -> None:
-        REGISTRY.add(self.stats)
-        self._thread.start()
+        self.telemetry.track(self.stats)
+        super().start()
 
     def submit(self, data: bytes, received_s: float | None = None) -> None:
-        """Queue one client frame (encoded image bytes). Oversized frames are refused here."""
+        """Queue one client frame (encoded image bytes); an oversized one is refused unread."""
         self.stats.received += 1
         if len(data) > MAX_FRAME_BYTES:
-            self._bad_frame(f"frame of {len(data)} bytes is larger than the {MAX_FRAME_BYTES} byte limit")
+            self.inbox.put(OversizeFrame(len(data)), droppable=False)
             return
-        if self.paused:
-            return
-        dropped = self.inbox.put((data, time.perf_counter() if received_s is None else received_s))
-        self._note_drops(dropped)
+        self.inbox.put(CameraFrame(data, time.perf_counter() if received_s is None else received_s))
 
     def control(self, text: str) -> None:
-        """Handle a JSON text message: {"type": "pause" | "resume" | "reset" | "neutral" |
+        """Queue a JSON text message: {"type": "pause" | "resume" | "reset" | "neutral" |
         "mode" (with "mode": "relative" | "absolute") | "ping"}."""
-        try:
-            msg = json.loads(text)
-            kind = msg.get("type") if isinstance(msg, dict) else None
-        except ValueError:
-            kind, msg = None, None
-        if kind not in CONTROL_TYPES:
-            self.stats.bad_messages += 1
-            if _worth_telling(self.stats.bad_messages):
-                self._error("bad_message", f"unknown control message {text[:80]!r}; expected JSON with "
-                            f"\"type\" one of {', '.join(CONTROL_TYPES)} ({self.stats.bad_messages} so far)")
-            return
-        getattr(self, f"_on_{kind}")(msg)
+        self.inbox.put(ControlText(text), droppable=False)
 
-    def close(self) -> None:
-        """Stop the worker (idempotent, non-blocking); join() waits for it."""
+    def _wake(self) -> None:
         self.inbox.close()
-        REGISTRY.remove(self.stats)
+        self.telemetry.untrack(self.stats)
 
-    def join(self, timeout: float | None = None) -> None:
-        self._thread.join(timeout)
+    close = WorkerSession.stop  # the transport's word for it
 
-    # -- control messages --------------------------------------------------------------------
-    def _on_pause(self, msg: dict) -> None:
-        self.paused = True
-        self.inbox.clear()
-        self._state("paused")
-
-    def _on_resume(self, msg: dict) -> None:
-        self.paused = False
-        self._state("running")
-
-    def _on_reset(self, msg: dict) -> None:
-        with self._lock:
-            self._pending.append("reset")
-        self._state("paused" if self.paused else "running", reset=True)
-
-    _on_neutral = _on_reset  # the next frame with a face becomes the neutral pose
-
-    def _on_mode(self, msg: dict) -> None:
-        mode = msg.get("mode")
-        if mode not in MODES:
-            self._error("bad_message", f"mode {mode!r}: expected one of {', '.join(MODES)}")
-            return
-        with self._lock:
-            self.mode = mode
-            self._pending.append("mode")
-        self._state("paused" if self.paused else "running", reset=True)
-
-    def _on_ping(self, msg: dict) -> None:
-        self.emit(LiveMessage({"type": "pong", "stats": self.stats.snapshot()}))
+    def emit(self, item: LiveFrame | LiveMessage) -> None:
+        """Send `item` to the transport (worker thread only: the one writer keeps the order)."""
+        self.output.put(item, droppable=isinstance(item, LiveFrame))
 
     # -- worker thread ---------------------------------------------------------------------
-    def _run(self) -> None:
+    def _work(self) -> None:
         try:
             animator = self._open()
         except FacecastError as exc:
@@ -185,17 +144,29 @@ class LiveSession:
             log.exception("live session %s: cannot start", self.stats.id)
             self.emit(LiveMessage({"type": "error", "code": "internal", "message": f"cannot start: {exc}"}, close=True))
             return
+        self.state = "streaming"
         try:
-            while (item := self.inbox.get()) is not None:
+            while (command := self.inbox.get()) is not None:
+                self._note_drops()
                 try:
-                    self._apply_pending(animator)
-                    if not self.paused:
-                        self._process(animator, *item)
+                    self._apply(animator, command)
                 except Exception as exc:  # noqa: BLE001 - one bad frame must not end the session
                     log.exception("live session %s: frame %s failed", self.stats.id, self._frame_no)
                     self._error("frame_failed", f"frame {self._frame_no} could not be animated: {exc}")
         finally:
             animator.close()
+
+    def _finish(self) -> None:
+        self.output.close()
+
+    def _apply(self, animator, command: PortraitCommand) -> None:
+        if isinstance(command, CameraFrame):
+            if not self.paused:
+                self._process(animator, command.data, command.received_s)
+        elif isinstance(command, OversizeFrame):
+            self._bad_frame(f"frame of {command.size} bytes is larger than the {MAX_FRAME_BYTES} byte limit")
+        elif isinstance(command, ControlText):
+            self._control(animator, command.text)
 
     def _open(self):
         from facecast.portrait.animator import PortraitAnimator
@@ -208,16 +179,44 @@ class LiveSession:
                                                             "height": h}, "mode": self.mode}))
         return animator
 
-    def _apply_pending(self, animator) -> None:
-        with self._lock:
-            pending, self._pending = self._pending, []
-            mode = self.mode
-        if "mode" in pending:
-            from facecast.portrait.driver import DriverTracker
-
-            animator.tracker = DriverTracker(mode, animator.avatar.mesh.astype(np.float64), animator.tracker.settings)
-        if pending:
+    # -- control messages --------------------------------------------------------------------
+    def _control(self, animator, text: str) -> None:
+        try:
+            msg = json.loads(text)
+            kind = msg.get("type") if isinstance(msg, dict) else None
+        except ValueError:
+            kind, msg = None, None
+        if kind not in CONTROL_TYPES:
+            self.stats.bad_messages += 1
+            if _worth_telling(self.stats.bad_messages):
+                self._error("bad_message", f"unknown control message {text[:80]!r}; expected JSON with "
+                            f"\"type\" one of {', '.join(CONTROL_TYPES)} ({self.stats.bad_messages} so far)")
+            return
+        if kind == "pause":
+            self.paused = True
+            self.inbox.clear()
+            self._state("paused")
+        elif kind == "resume":
+            self.paused = False
+            self._state("running")
+        elif kind in ("reset", "neutral"):  # the next frame with a face becomes the neutral pose
             animator.reset()
+            self._state("paused" if self.paused else "running", reset=True)
+        elif kind == "mode":
+            self._set_mode(animator, msg.get("mode"))
+        else:
+            self.emit(LiveMessage({"type": "pong", "stats": self.stats.snapshot()}))
+
+    def _set_mode(self, animator, mode) -> None:
+        if mode not in MODES:
+            self._error("bad_message", f"mode {mode!r}: expected one of {', '.join(MODES)}")
+            return
+        from facecast.portrait.driver import DriverTracker
+
+        self.mode = mode
+        animator.tracker = DriverTracker(mode, animator.avatar.mesh.astype(np.float64), animator.tracker.settings)
+        animator.reset()
+        self._state("paused" if self.paused else "running", reset=True)
 
     def _process(self, animator, data: bytes, received_s: float) -> None:
         """Decode, animate, encode one frame and emit it; errors become messages."""
@@ -265,11 +264,11 @@ class LiveSession:
         if _worth_telling(self.stats.bad_frames):
             self._error("bad_frame", f"{message}; it was skipped ({self.stats.bad_frames} so far)")
 
-    def _note_drops(self, dropped: int) -> None:
-        before = self.stats.dropped_in
-        self.stats.dropped_in = self.inbox.dropped
-        if dropped and before // FLOOD_DROPS != self.stats.dropped_in // FLOOD_DROPS:
+    def _note_drops(self) -> None:
+        dropped = self.stats.dropped_in
+        if dropped // FLOOD_DROPS != self._drops_told // FLOOD_DROPS:
             self.emit(LiveMessage({"type": "warning", "code": "flood",
                                    "message": f"frames arrive faster than they are animated: "
-                                              f"{self.stats.dropped_in} stale frames dropped so far; "
+                                              f"{dropped} stale frames dropped so far; "
                                               f"only the newest frame is animated"}))
+        self._drops_told = dropped

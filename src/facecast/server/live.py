@@ -3,7 +3,8 @@
 Routes (an APIRouter; the app includes it with one line):
   GET  /live              the page: webcam beside the animated avatar
   GET  /live/live.js      its script
-  GET  /live/stats        live telemetry (the same dict as facecast.portrait.telemetry.live_stats())
+  GET  /live/stats        live telemetry (facecast.streaming.telemetry.live_stats() of the runtime's
+                          live_telemetry)
   WS   /ws/live           ?avatar=<id> (default: the default avatar, the demo astronaut)
                           &mode=relative|absolute
 Protocol of /ws/live:
@@ -32,14 +33,12 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import HTMLResponse, Response
 
-from facecast.portrait.queues import AsyncLatestQueue
 from facecast.portrait.session import LiveFrame, LiveMessage, LiveSession
-from facecast.portrait.telemetry import live_stats
 from facecast.server.security import request_token
+from facecast.streaming.telemetry import live_stats
 
 router = APIRouter(tags=["live portrait"])
 
-OUTPUT_QUEUE = 2  # animated frames waiting for the socket at most
 CLOSE_POLICY = 1008  # WebSocket close code: the request cannot be served (unknown avatar, bad mode)
 JOIN_TIMEOUT_S = 5.0  # s to wait for a session's worker thread after the client left
 TOKEN_MARK = "{{token_query}}"
@@ -68,10 +67,10 @@ async def live_script() -> Response:
 
 
 @router.get("/live/stats", summary="Live portrait telemetry")
-async def live_telemetry() -> dict:
+async def live_telemetry(request: Request) -> dict:
     """Per-loop (receive -> send) and per-stage (decode, landmarks, warp, encode) latency
     p50/p95/p99 in ms, delivered frames/s, queue depths and drops, per running session."""
-    return live_stats()
+    return live_stats(request.app.state.runtime.live_telemetry)
 
 
 def avatar_loader(websocket: WebSocket, ref: str | None):
@@ -97,29 +96,23 @@ def _with_public_id(avatar_id: str, avatar):
 async def live_socket(websocket: WebSocket):
     await websocket.accept()
     params = websocket.query_params
-    loop = asyncio.get_running_loop()
-    outbox: AsyncLatestQueue = AsyncLatestQueue(OUTPUT_QUEUE)
-
-    def emit(item) -> None:  # called on the session's worker thread
-        loop.call_soon_threadsafe(outbox.put_nowait, item, isinstance(item, LiveFrame))
-
     try:
-        session = LiveSession(avatar_loader(websocket, params.get("avatar") or None), emit,
+        session = LiveSession(avatar_loader(websocket, params.get("avatar") or None),
+                              websocket.app.state.runtime.live_telemetry,
                               mode=params.get("mode", "relative"), label=params.get("avatar") or "default")
     except ValueError as exc:
         await websocket.send_json({"type": "error", "code": "bad_request", "message": str(exc)})
         await websocket.close(CLOSE_POLICY, str(exc)[:120])
         return
-    session.stats.output_queue = outbox
     session.start()
-    sender = asyncio.create_task(_send_loop(websocket, outbox, session))
+    sender = asyncio.create_task(_send_loop(websocket, session))
     try:
         await _receive_loop(websocket, session, sender)
     finally:
         session.close()
-        outbox.close()
+        sender.cancel()  # the client left (or the sender ended): nothing more goes out
         await asyncio.gather(sender, return_exceptions=True)
-        await asyncio.to_thread(session.join, JOIN_TIMEOUT_S)
+        await websocket.app.state.runtime.run_quick(session.join, JOIN_TIMEOUT_S)
 
 
 async def _receive_loop(websocket: WebSocket, session: LiveSession, sender: asyncio.Task) -> None:
@@ -145,10 +138,11 @@ async def _receive_loop(websocket: WebSocket, session: LiveSession, sender: asyn
             receiving.cancel()
 
 
-async def _send_loop(websocket: WebSocket, outbox: AsyncLatestQueue, session: LiveSession) -> None:
-    """Send animated frames and messages in order; record receive -> send latency."""
+async def _send_loop(websocket: WebSocket, session: LiveSession) -> None:
+    """Send the session's output (animated frames and messages, in its order) until it ends;
+    record receive -> send latency."""
     try:
-        while (item := await outbox.get()) is not None:
+        while (item := await session.output.get()) is not None:
             if isinstance(item, LiveFrame):
                 await websocket.send_bytes(item.jpeg)
                 session.stats.record_sent((time.perf_counter() - item.received_s) * 1e3)

@@ -17,7 +17,7 @@ import numpy as np
 from facecast.server.avatar_store import AvatarStore
 from facecast.server.session_manager import SessionManager
 from facecast.server.settings import ServerSettings
-from facecast.streaming.telemetry import Telemetry
+from facecast.streaming.telemetry import PORTRAIT_WINDOW, Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,8 @@ class Runtime:
 
     def __init__(self, settings: ServerSettings):
         self.settings = settings
-        self.telemetry = Telemetry()
+        self.telemetry = Telemetry()  # speech sessions, renders, uploads
+        self.live_telemetry = Telemetry(PORTRAIT_WINDOW)  # live-portrait sessions (/ws/live)
         # Long jobs (whole-file renders, avatar preparation) and short latency-critical ones (a
         # session's speech synthesis or decoding, joins) get separate threads: long ones never
         # keep a session from starting.
@@ -79,8 +80,8 @@ class Runtime:
 
     def _warm_up(self) -> None:
         """Run speech synthesis, audio features, one render and one encode once (first calls are slow)."""
-        from facecast.engine import features_for, speech_from_text
-        from facecast.streaming.encoder import StreamEncoder
+        from facecast.engine import features_for, render_batch, speech_from_text
+        from facecast.transports.fmp4.encoder import StreamEncoder
 
         start = time.perf_counter()
         _, avatar = self.avatars.load(None)
@@ -91,7 +92,7 @@ class Runtime:
         backend.audio_features(speech.audio, self.settings.stream.fps)
         backend.stream_features(self.settings.stream.live_rate, self.settings.stream.fps).push(
             np.zeros(self.settings.stream.live_rate // 5, np.float32))
-        frames = backend.render(avatar, backend.silence_features(2), np.zeros(2, np.int64))
+        frames = render_batch(backend, avatar, backend.silence_features(2), 0, self.settings.stream.fps, idle=False)
         encoder = StreamEncoder(avatar.size, self.settings.stream.fps, 22050, keyint=25, max_frames=5)
         encoder.encode(frames, speech.audio.samples[:1764])
         log.info("warm-up took %.0f ms", (time.perf_counter() - start) * 1000)

@@ -1,4 +1,5 @@
-"""The server's streaming sessions: creation within limits, lookup by id, and reaping.
+"""The server's speech sessions: creation within limits (each with its fMP4 output attached),
+lookup by id, and reaping. The sessions themselves have the one session shape (streaming.lifecycle).
 
 A session with no reader for `session_grace_s` is stopped and forgotten, so a client that goes
 away stops its generation; a finished one is forgotten the same way once nobody reads it.
@@ -11,13 +12,14 @@ import threading
 import time
 
 from facecast.avatar.model import Avatar
-from facecast.engine import Speech
+from facecast.audio.tts import Speech
 from facecast.errors import NotFound
 from facecast.lipsync.base import LipsyncBackend, get_backend
 from facecast.server.errors import Unavailable
 from facecast.server.settings import ServerSettings
 from facecast.streaming.session import Session
 from facecast.streaming.telemetry import Telemetry
+from facecast.transports.fmp4.output import Fmp4Output, attach_fmp4, output_rate
 
 
 class SessionManager:
@@ -50,8 +52,9 @@ class SessionManager:
                 raise Unavailable(f"{active} sessions are generating, the limit is {self.settings.max_sessions} "
                                   "(FACECAST_MAX_SESSIONS); close one (DELETE /sessions/{id}) or try again later")
             sid = secrets.token_urlsafe(12)
-            session = Session(sid, avatar, avatar_id, self.backend(), live=live, sample_rate=sample_rate,
+            session = Session(sid, avatar, avatar_id, self.backend(), live=live, sample_rate=output_rate(sample_rate),
                               settings=self.settings.stream, telemetry=self.telemetry, created_at=created_at)
+            attach_fmp4(session)
             self._sessions[sid] = session
         session.start(first)
         self.telemetry.count("sessions_created")
@@ -79,7 +82,7 @@ class SessionManager:
         now, grace = time.monotonic(), self.settings.session_grace_s
         with self._lock:
             gone = [sid for sid, s in self._sessions.items()
-                    if s.log.readers == 0 and now - s.log.idle_since > grace]
+                    if s.output.readers == 0 and now - s.output.idle_since > grace]
             sessions = [self._sessions.pop(sid) for sid in gone]
             self.ended += len(sessions)
         for session in sessions:
@@ -94,6 +97,11 @@ class SessionManager:
         for session in sessions:
             session.stop()
         return sessions
+
+    def fmp4(self, sid: str) -> tuple[Session, Fmp4Output]:
+        """A session and its fMP4 output (NotFound when there is no such session)."""
+        session = self.get(sid)
+        return session, session.output.sink("fmp4")
 
     def all(self) -> list[Session]:
         with self._lock:

@@ -49,7 +49,7 @@ class Utterance:
 
 
 @dataclass
-class Taken:
+class TakenFrames:
     """Frames taken from the queue: features (B, C), pcm (n,), live-chunk arrival times shown."""
 
     features: np.ndarray
@@ -111,7 +111,7 @@ class SpeechQueue:
         """Audio queued and not yet shown, in seconds."""
         return sum(len(u.pcm) - u.sample for u in self._queue) / self.sample_rate
 
-    def take(self, first_frame: int, count: int, lead: int = 0) -> Taken:
+    def take(self, first_frame: int, count: int, lead: int = 0) -> TakenFrames:
         """Up to `count` ready frames of the head utterance, as output frames first_frame.. .
 
         lead: samples of a complete utterance's audio to hand out ahead of its frames (so the
@@ -129,7 +129,7 @@ class SpeechQueue:
             arrivals.append(utt.marks.popleft()[1])
         _compact(utt)
         self._pop_exhausted()
-        return Taken(rows, pcm, arrivals)
+        return TakenFrames(rows, pcm, arrivals)
 
     @staticmethod
     def _audio_out(utt: Utterance, lead: int) -> np.ndarray:
@@ -144,10 +144,10 @@ class SpeechQueue:
         utt.fed += len(pcm)
         return pcm
 
-    def silence(self, first_frame: int, count: int, rows: np.ndarray) -> Taken:
+    def silence(self, first_frame: int, count: int, rows: np.ndarray) -> TakenFrames:
         """Idle frames: the given closed-mouth rows (count, C) and silent audio."""
         n = sum(frame_samples(first_frame + i, self.sample_rate, self.fps) for i in range(count))
-        return Taken(rows, np.zeros(n, np.float32), [])
+        return TakenFrames(rows, np.zeros(n, np.float32), [])
 
     # -- internals ---------------------------------------------------------------------------
     def _open_live(self) -> Utterance:

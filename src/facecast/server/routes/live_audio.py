@@ -15,13 +15,14 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from facecast.errors import FacecastError, InvalidArgument
 from facecast.server.runtime import Runtime
+from facecast.streaming.queues import Channel
 from facecast.streaming.session import Session
 
 router = APIRouter(tags=["sessions"])
 
 DEFAULT_RATE = 16000  # Hz
 RATE_RANGE = (8000, 96000)  # Hz
-FULL_RETRY_S = 0.01  # s between retries while the session's queue is full
+ROOM_CHECK_S = 1.0  # s: a pusher held back re-checks at least this often (the session rings on room)
 CLOSE_POLICY = 1008  # WebSocket close code: policy violation (bad id, rate, kind)
 WS_FRAME_SLACK = 1024  # bytes: uvicorn's message limit is the chunk limit plus this
 
@@ -134,11 +135,18 @@ async def _audio(websocket: WebSocket, session: Session, data: bytes, rate: int,
     whole = len(data) // 2 * 2
     if whole:
         samples = np.frombuffer(data[:whole], dtype="<i2").astype(np.float32) / 32768.0
-        while not session.push_pcm(samples, rate):
+        room = Channel(maxsize=1)  # rung by the session when queued speech drops or it ends
+        while True:
+            session.notify_room(room)
+            if session.push_pcm(samples, rate):
+                break
             if not session.alive:
                 await websocket.send_json({"type": "error", "detail": "the session has ended"})
                 return b""
-            await asyncio.sleep(FULL_RETRY_S)
+            try:
+                await asyncio.wait_for(room.get(), ROOM_CHECK_S)
+            except TimeoutError:
+                pass
     return data[whole:]
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 
@@ -11,18 +10,17 @@ from fastapi.responses import StreamingResponse
 
 from facecast.errors import InvalidArgument
 from facecast.server.deps import ERRORS, get_runtime
-from facecast.server.errors import Conflict, GenerationFailed, StreamGone, Unavailable
+from facecast.server.errors import Conflict, Unavailable
 from facecast.server.models import DeletedOut, ErrorOut, SessionListOut, SessionOut
 from facecast.server.runtime import Runtime
 from facecast.server.speech_input import build_speech, check_one_source
 from facecast.server.uploads import read_upload
-from facecast.streaming.log import StreamEnded
 from facecast.streaming.session import Session
+from facecast.transports.fmp4.http import Fmp4Reader
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["sessions"])
 
-COALESCE_BYTES = 512 * 1024  # segments already made are sent together up to this size
 RATE_RANGE = (8000, 96000)  # Hz accepted for sample_rate
 BUSY = {409: {"model": ErrorOut, "description": "Not a live session."},
         503: {"model": ErrorOut, "description": "Too much speech is queued (FACECAST_MAX_QUEUED_S)."}}
@@ -152,64 +150,8 @@ def _live_session(rt: Runtime, session_id: str) -> Session:
 async def stream(session_id: str, rt: Runtime = Depends(get_runtime)) -> StreamingResponse:
     """The stream as it is generated. The first reader gets it from the start; later readers
     (a reconnect, a second viewer) join at the latest keyframe. Content-Type names the codecs."""
-    session = rt.sessions.get(session_id)
-    await _first_frame(session, rt.settings.first_frame_timeout_s)
-    return StreamingResponse(_body(session), media_type=session.mime,
+    session, sink = rt.sessions.fmp4(session_id)
+    reader = Fmp4Reader(sink, session.id)
+    await reader.open(rt.settings.first_frame_timeout_s)
+    return StreamingResponse(reader.body(), media_type=sink.mime,
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
-
-
-async def _first_frame(session: Session, timeout: float) -> None:
-    """Wait until the init segment exists; StreamGone or the failure otherwise."""
-    loop = asyncio.get_running_loop()
-    ready = loop.create_future()
-
-    def done(error):
-        loop.call_soon_threadsafe(lambda: ready.done() or ready.set_result(error))
-
-    session.on_init(done)
-    try:
-        error = await asyncio.wait_for(ready, timeout)
-    except TimeoutError:
-        raise Unavailable(f"session {session.id!r}: no frame after {timeout:g} s") from None
-    if session.log.init is None:
-        if error:
-            raise GenerationFailed(f"session {session.id!r}: {error}")
-        raise StreamGone(f"session {session.id!r} ended before its first frame")
-
-
-async def _body(session: Session):
-    """Init segment, then segments as they come; ends with the stream or the client."""
-    log_ = session.log
-    rid = log_.attach(asyncio.get_running_loop())
-    try:
-        pending = [log_.init]
-        while True:
-            segments, ended = _collect(log_, rid)
-            if pending or segments:
-                yield b"".join(pending + [s.data for s in segments])
-                pending = []
-                for segment in segments:
-                    session.segment_sent(segment)
-            if ended:
-                return
-            if not segments:
-                await log_.wait(rid)
-    finally:
-        log_.detach(rid)
-
-
-def _collect(log_, rid) -> tuple[list, bool]:
-    """Segments available to reader `rid` now (up to COALESCE_BYTES), and whether the stream ended."""
-    segments, size = [], 0
-    try:
-        while size < COALESCE_BYTES:
-            segment = log_.take(rid)
-            if segment is None:
-                break
-            segments.append(segment)
-            size += len(segment.data)
-    except StreamEnded as end:
-        if end.error:
-            log.warning("stream ended: %s", end.error)
-        return segments, True
-    return segments, False

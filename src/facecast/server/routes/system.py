@@ -8,7 +8,7 @@ import time
 from fastapi import APIRouter, Depends
 
 from facecast import __version__
-from facecast.portrait.telemetry import live_stats
+from facecast.streaming.telemetry import live_stats
 from facecast.server.deps import get_runtime
 from facecast.server.models import HealthOut, StatsOut
 from facecast.server.routes.sessions import session_out
@@ -40,7 +40,7 @@ async def stats(rt: Runtime = Depends(get_runtime)) -> dict:
             "active_sessions": sum(1 for s in rt.sessions.all() if s.alive), "sessions": sessions,
             "latency_ms": snap["latency_ms"], "frames_per_s": round(snap["frames_per_s"], 2),
             "counters": counters, "cache": cache, "memory": memory_mib(), "queues": queues,
-            "live": live_stats()}
+            "live": live_stats(rt.live_telemetry)}
 
 
 def memory_mib() -> dict:

@@ -18,7 +18,8 @@ import threading
 import time
 from collections import deque
 
-from facecast.streaming.encoder import Segment
+from facecast.streaming.queues import Channel
+from facecast.transports.fmp4.encoder import Fmp4Segment
 
 
 class StreamEnded(Exception):
@@ -29,7 +30,7 @@ class StreamEnded(Exception):
         self.error = error
 
 
-class StreamLog:
+class SegmentFanout:
     """Init segment + recent segments of a stream; thread-safe; readers await new segments.
 
     max_lag: segments a reader may trail the newest one before it is moved to a keyframe;
@@ -41,11 +42,11 @@ class StreamLog:
         self.max_lag, self.from_start = max_lag, from_start
         self._cond = threading.Condition()
         self._init: bytes | None = None
-        self._segments: deque[Segment] = deque()
+        self._segments: deque[Fmp4Segment] = deque()
         self._next_seq = 1  # seq of the next segment to arrive
         self._key_seq: int | None = None  # seq of the latest keyframe segment
         self._cursors: dict[int, int] = {}  # reader id -> seq it reads next
-        self._wakers: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Event]] = {}
+        self._doorbells: dict[int, Channel[bool]] = {}  # reader id -> rung when there is news
         self._ids = itertools.count(1)
         self._attached_ever = False
         self._closed = False
@@ -59,7 +60,7 @@ class StreamLog:
             self._init = data
         self._wake_all()
 
-    def append(self, segment: Segment) -> None:
+    def append(self, segment: Fmp4Segment) -> None:
         """Add the next segment (seq must follow the previous one) and wake the readers."""
         with self._cond:
             segment.seq = self._next_seq
@@ -105,7 +106,7 @@ class StreamLog:
             self._segments.popleft()
 
     # -- reader side --------------------------------------------------------------------------
-    def attach(self, loop: asyncio.AbstractEventLoop) -> int:
+    def attach(self) -> int:
         """Register a reader; returns its id. It starts at t = 0 if it is the first, else at
         the latest keyframe."""
         with self._cond:
@@ -113,19 +114,21 @@ class StreamLog:
             first = self._segments[0].seq if self._segments else self._next_seq
             from_start = self.from_start and not self._attached_ever and first == 1
             self._cursors[rid] = 1 if from_start else (self._key_seq or first)
-            self._wakers[rid] = (loop, asyncio.Event())
+            self._doorbells[rid] = Channel(maxsize=1)
             self._attached_ever = True
             return rid
 
     def detach(self, rid: int) -> None:
         with self._cond:
             self._cursors.pop(rid, None)
-            self._wakers.pop(rid, None)
+            bell = self._doorbells.pop(rid, None)
+            if bell is not None:
+                bell.close()
             if not self._cursors:
                 self.idle_since = time.monotonic()
             self._cond.notify_all()
 
-    def take(self, rid: int) -> Segment | None:
+    def take(self, rid: int) -> Fmp4Segment | None:
         """The reader's next segment, or None when it has to wait. Raises StreamEnded."""
         with self._cond:
             if self._error is not None:
@@ -140,7 +143,6 @@ class StreamLog:
                 self._cursors[rid] = cursor
                 if self._closed:
                     raise StreamEnded()
-                self._wakers[rid][1].clear()
                 return None
             self._cursors[rid] = cursor + 1
             self._cond.notify_all()
@@ -151,21 +153,21 @@ class StreamLog:
         async with asyncio.timeout(timeout):
             while True:
                 with self._cond:
-                    if self._error is not None:
-                        raise StreamEnded(self._error)
                     if self._init is not None:
                         return self._init
+                    if self._error is not None:
+                        raise StreamEnded(self._error)
                     if self._closed:
                         raise StreamEnded()
-                    event = self._wakers[rid][1]
-                    event.clear()
-                await event.wait()
+                    bell = self._doorbells[rid]
+                await bell.get()
 
     async def wait(self, rid: int) -> None:
-        """Sleep until the producer adds a segment or closes the stream."""
-        waker = self._wakers.get(rid)
-        if waker is not None:
-            await waker[1].wait()
+        """Sleep until the producer adds a segment or closes the stream (or returns at once when
+        it did since the reader last looked)."""
+        bell = self._doorbells.get(rid)
+        if bell is not None:
+            await bell.get()
 
     # -- state ---------------------------------------------------------------------------------
     @property
@@ -194,9 +196,6 @@ class StreamLog:
 
     def _wake_all(self) -> None:
         with self._cond:
-            wakers = list(self._wakers.values())
-        for loop, event in wakers:
-            try:
-                loop.call_soon_threadsafe(event.set)
-            except RuntimeError:  # the reader's loop is closed: it is going away
-                pass
+            bells = list(self._doorbells.values())
+        for bell in bells:
+            bell.put(True)

@@ -24,7 +24,7 @@ VIDEO_TICKS_PER_FRAME = 1000  # video timescale = fps * this
 
 
 @dataclass
-class Segment:
+class Fmp4Segment:
     """One media segment (moof + mdat) of a stream.
 
     seq: 1, 2, ... in stream order; keyframe: starts with an IDR frame (a join point);
@@ -45,7 +45,7 @@ def output_rate(rate: int) -> int:
 
 
 class StreamEncoder:
-    """(B, H, W, 3) uint8 BGR frames + (n,) float32 mono PCM -> init segment and Segments.
+    """(B, H, W, 3) uint8 BGR frames + (n,) float32 mono PCM -> init segment and Fmp4Segments.
 
     size: (width, height), even; fps: frames per second; sample_rate: one of AAC_RATES (Hz);
     keyint: frames between keyframes; max_frames: frames per segment at most.
@@ -71,12 +71,12 @@ class StreamEncoder:
         self._seq = 0
         self._track: fmp4.VideoTrack | None = None
 
-    def encode(self, frames: np.ndarray, pcm: np.ndarray) -> list[Segment]:
+    def encode(self, frames: np.ndarray, pcm: np.ndarray) -> list[Fmp4Segment]:
         """Encode frames (B, H, W, 3) uint8 BGR and the audio that goes with them, (n,) float32.
 
         Returns the segments completed, the last one holding the frames just given.
         """
-        out: list[Segment] = []
+        out: list[Fmp4Segment] = []
         self._encode_audio(pcm)
         for frame in frames:
             for packet in self._video.encode(self._to_video_frame(frame)):
@@ -87,7 +87,7 @@ class StreamEncoder:
             out.append(self._cut())
         return out
 
-    def finish(self) -> list[Segment]:
+    def finish(self) -> list[Fmp4Segment]:
         """Flush both encoders (the stream ends); returns the last segments."""
         for packet in self._video.encode(None):
             self._add_video(packet)
@@ -95,7 +95,7 @@ class StreamEncoder:
             self._pcm = np.concatenate([self._pcm, np.zeros(AAC_FRAME - len(self._pcm), np.float32)])
             self._encode_audio(np.zeros(0, np.float32))
         self._add_audio(self._audio.encode(None))
-        return [self._cut()] if self._vsamples or self._asamples else []
+        return [self._cut(final=True)] if self._vsamples or self._asamples else []
 
     # -- internals ----------------------------------------------------------------------------
     def _to_video_frame(self, frame: np.ndarray) -> av.VideoFrame:
@@ -145,19 +145,31 @@ class StreamEncoder:
         self.init = fmp4.init_segment(self._track, audio)
         self.codecs = f"{self._track.codec}, {audio.codec}"
 
-    def _cut(self) -> Segment:
-        """Pending samples -> one Segment."""
+    def _cut(self, final: bool = False) -> Fmp4Segment:
+        """Pending samples -> one Fmp4Segment. Audio that would reach past the next keyframe's time
+        waits for the keyframe's segment, so a reader joining there gets audio from that time on
+        (its first AAC frame starts at most one frame, 1024 samples, before the keyframe)."""
         self._seq += 1
+        held = [] if final else self._audio_past_next_keyframe()
+        audio = self._asamples[:len(self._asamples) - len(held)]
         runs = [fmp4.TrackRun(fmp4.VIDEO_TRACK_ID, self._vstart, self._vsamples),
-                fmp4.TrackRun(fmp4.AUDIO_TRACK_ID, self._astart, self._asamples)]
+                fmp4.TrackRun(fmp4.AUDIO_TRACK_ID, self._astart, audio)]
         data = fmp4.media_segment(self._seq, runs)
         first = self._vstart // VIDEO_TICKS_PER_FRAME
         keyframe = bool(self._vsamples and self._vsamples[0].keyframe)
-        segment = Segment(self._seq, keyframe, first, len(self._vsamples), data)
-        self._astart += AAC_FRAME * len(self._asamples)
+        segment = Fmp4Segment(self._seq, keyframe, first, len(self._vsamples), data)
+        self._astart += AAC_FRAME * len(audio)
         self._vstart += VIDEO_TICKS_PER_FRAME * len(self._vsamples)
-        self._vsamples, self._asamples = [], []
+        self._vsamples, self._asamples = [], held
         return segment
+
+    def _audio_past_next_keyframe(self) -> list[fmp4.Sample]:
+        """The pending AAC frames that end after the time of the keyframe following these frames."""
+        end_frame = self._vstart // VIDEO_TICKS_PER_FRAME + len(self._vsamples)
+        next_key = -(-end_frame // self.keyint) * self.keyint
+        limit = next_key * self.sample_rate / self.fps  # samples
+        keep = sum(1 for i in range(len(self._asamples)) if self._astart + (i + 1) * AAC_FRAME <= limit)
+        return self._asamples[keep:]
 
     @property
     def mime(self) -> str | None:

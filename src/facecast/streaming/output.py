@@ -1,0 +1,202 @@
+"""What a session produces, and how transports subscribe to it.
+
+The worker writes one MediaBatch per rendered batch: raw frames and the PCM that goes with them,
+with their positions on the stream's clocks (frame f is at f / fps s; sample n at n / sample_rate
+s, audio being the master clock). Transports take it in one of two ways:
+  - a MediaSink attached with SessionOutput.attach() runs on the worker thread (the fMP4 encoder:
+    transports.fmp4.Fmp4Output), so encoding adds no hand-off to the latency;
+  - SessionOutput.subscribe() gives an asyncio consumer (a WebRTC track that encodes itself, a
+    pipecat or LiveKit adapter) a MediaSubscription: `await recv()` returns the next batch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from facecast.streaming.queues import Channel
+
+SUBSCRIPTION_BATCHES = 8  # batches waiting for a raw subscriber at most (older ones are dropped)
+
+
+@dataclass(frozen=True, eq=False)
+class MediaBatch:
+    """One rendered batch of a session.
+
+    frames: (B, H, W, 3) uint8 BGR, output frames first_frame .. first_frame+B-1 at `fps`;
+    pcm: (n,) float32 mono in [-1, 1] at `sample_rate` Hz, output samples first_sample ..
+    (a clip's audio may run a little ahead of its frames; a live stream's matches them);
+    speech: any frame shows speech (else idle); arrivals: time.monotonic() s at which the live
+    PCM chunks first shown here arrived; interrupt_at: time.monotonic() s of the interrupt this
+    batch answers (its first frame has a closed mouth), or None.
+    """
+
+    first_frame: int
+    frames: np.ndarray
+    fps: int
+    first_sample: int
+    pcm: np.ndarray
+    sample_rate: int
+    speech: bool = False
+    arrivals: tuple[float, ...] = ()
+    interrupt_at: float | None = None
+
+    @property
+    def pts_s(self) -> float:
+        """Time of the first frame on the stream's clock (s)."""
+        return self.first_frame / self.fps
+
+    @property
+    def audio_pts_s(self) -> float:
+        """Time of the first sample on the stream's clock (s)."""
+        return self.first_sample / self.sample_rate
+
+
+class MediaSink(Protocol):
+    """Takes a session's batches on its worker thread; must not block for long."""
+
+    def write(self, batch: MediaBatch) -> None: ...
+
+    def end(self) -> None:
+        """The stream is complete (a clip shown to its end): flush what is held."""
+
+    def close(self, error: str | None) -> None:
+        """No more batches (after end(), a stop or a failure with `error`)."""
+
+    @property
+    def readers(self) -> int: ...
+
+    def info(self) -> dict: ...
+
+
+@dataclass
+class MediaSubscription:
+    """A raw subscriber: `await recv()` returns the next MediaBatch, None once the stream ended.
+
+    A subscriber that reads too slowly loses the oldest batches (counted in `dropped`), never
+    holds the session back. close() unsubscribes.
+    """
+
+    output: SessionOutput
+    channel: Channel = field(default_factory=lambda: Channel(SUBSCRIPTION_BATCHES))
+    error: str | None = None
+
+    async def recv(self) -> MediaBatch | None:
+        return await self.channel.get()
+
+    @property
+    def dropped(self) -> int:
+        return self.channel.dropped
+
+    def close(self) -> None:
+        self.output._unsubscribe(self)
+        self.channel.close()
+
+    # -- the sink side (worker thread) ----------------------------------------------------------
+    def write(self, batch: MediaBatch) -> None:
+        self.channel.put(batch)
+
+    def end(self) -> None:
+        pass
+
+    def finish(self, error: str | None) -> None:
+        self.error = error
+        self.channel.close()
+
+
+class SessionOutput:
+    """A session's output: the sinks attached by name and the raw subscribers. Thread-safe.
+
+    readers: sinks' readers plus raw subscribers; idle_since: time.monotonic() when the last of
+    them left (or creation) - a session nobody reads is reaped.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._sinks: dict[str, MediaSink] = {}
+        self._subscriptions: list[MediaSubscription] = []
+        self._closed = False
+        self._error: str | None = None
+        self._idle_since = time.monotonic()
+
+    def attach(self, name: str, sink: MediaSink) -> MediaSink:
+        """Attach `sink` under `name` (before the session starts); returns it."""
+        with self._lock:
+            self._sinks[name] = sink
+        return sink
+
+    def sink(self, name: str) -> MediaSink | None:
+        with self._lock:
+            return self._sinks.get(name)
+
+    def subscribe(self) -> MediaSubscription:
+        """Raw frames and PCM from the next batch on, for an asyncio consumer."""
+        subscription = MediaSubscription(self)
+        with self._lock:
+            if self._closed:
+                subscription.finish(self._error)
+            else:
+                self._subscriptions.append(subscription)
+        return subscription
+
+    def _unsubscribe(self, subscription: MediaSubscription) -> None:
+        with self._lock:
+            if subscription in self._subscriptions:
+                self._subscriptions.remove(subscription)
+                if not self._subscriptions:
+                    self._idle_since = time.monotonic()
+
+    # -- the worker side -------------------------------------------------------------------------
+    def write(self, batch: MediaBatch) -> None:
+        for target in self._targets():
+            target.write(batch)
+
+    def end(self) -> None:
+        for target in self._targets():
+            target.end()
+
+    def close(self, error: str | None = None) -> None:
+        with self._lock:
+            self._closed, self._error = True, error
+            sinks, subscriptions = list(self._sinks.values()), list(self._subscriptions)
+        for sink in sinks:
+            sink.close(error)
+        for subscription in subscriptions:
+            subscription.finish(error)
+
+    def wait_for_room(self, stop: threading.Event) -> None:
+        """Block (a clip's worker) while a sink's readers trail too far; returns at once for live."""
+        for sink in self._targets():
+            wait = getattr(sink, "wait_for_room", None)
+            if wait is not None:
+                wait(stop)
+
+    def _targets(self) -> list:
+        with self._lock:
+            return [*self._sinks.values(), *self._subscriptions]
+
+    # -- state -------------------------------------------------------------------------------------
+    @property
+    def readers(self) -> int:
+        with self._lock:
+            return sum(s.readers for s in self._sinks.values()) + len(self._subscriptions)
+
+    @property
+    def idle_since(self) -> float:
+        with self._lock:
+            times = [self._idle_since, *(getattr(s, "idle_since", 0.0) for s in self._sinks.values())]
+        return max(times)
+
+    def info(self) -> dict:
+        """Sinks' state (e.g. the fMP4 mime and segment depths) and the raw subscribers."""
+        with self._lock:
+            sinks, subscribers = list(self._sinks.values()), len(self._subscriptions)
+        out: dict = {}
+        for sink in sinks:
+            out.update(sink.info())
+        out["readers"] = out.get("readers", 0) + subscribers
+        return out
