@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # test support: synthetic media (write_wav)
 PORTRAIT = REPO.parent / "shared" / "data" / "portraits" / "man_webcam_offcenter_01.jpg"
 PERSON = REPO.parent / "shared" / "data" / "portraits" / "man_frontal_mouth_open_01.jpg"
 SENTENCE = "The quick brown fox jumps over the lazy dog while the weather report says rain again tomorrow. "
@@ -53,17 +54,11 @@ print(json.dumps({"code": code, "hwm_kb": int(hwm.split()[1])}))
 # -- inputs ---------------------------------------------------------------------------------
 def speech_wav(path: Path, seconds: float, rate: int = 16000) -> Path:
     """Noise bursts at 4 Hz (syllable-like loudness), mono 16-bit."""
-    import wave
+    from support.media import write_wav
 
     t = np.arange(int(seconds * rate)) / rate
     env = np.clip(np.sin(2 * np.pi * 4 * t), 0, None) ** 2
-    pcm = (np.random.default_rng(0).normal(0, 0.3, t.size) * env * 32767 * 0.5).astype(np.int16)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return path
+    return write_wav(path, np.random.default_rng(0).normal(0, 0.3, t.size) * env * 0.5, rate)
 
 
 def write_video(path: Path, frames, size: tuple[int, int], fps: int = 25) -> Path:

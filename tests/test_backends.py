@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import wave
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from support.media import write_wav
 
 from facecast.avatar.model import Avatar
 from facecast.config import RenderSettings
@@ -61,9 +61,7 @@ def test_an_unknown_option_is_refused_naming_it_and_what_the_backend_accepts():
 def test_render_model_dir_with_the_default_backend_is_one_line_and_exit_1(tmp_path):
     image, audio, out = tmp_path / "face.png", tmp_path / "speech.wav", tmp_path / "out.mp4"
     cv2.imwrite(str(image), np.full((64, 64, 3), 128, np.uint8))
-    with wave.open(str(audio), "wb") as w:
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000)
-        w.writeframes((np.sin(np.arange(8000) * 0.05) * 8000).astype("<i2").tobytes())
+    write_wav(audio, np.sin(np.arange(8000) * 0.05) * 8000 / 32767)
     result = subprocess.run([sys.executable, "-m", "facecast.cli", "render", "--avatar", str(image),
                              "--audio", str(audio), "--model-dir", str(tmp_path), "-o", str(out), "-q"],
                             capture_output=True, text=True, env=os.environ.copy(), timeout=120)

@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import wave
 
 import cv2
 import numpy as np
 import pytest
-
 from conftest import portrait, speech
 from probe import decode_frames, mouth_openings, probe
+from support.media import write_wav
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -63,14 +62,6 @@ def test_prepare_prints_the_id(tmp_path):
     assert first.stdout.split()[0] == second.stdout.split()[0]
 
 
-def _write_wav(path, samples: np.ndarray, rate=16000):
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes((samples * 32767).astype("<i2").tobytes())
-
-
 def _bad_inputs(tmp_path):
     good_face, good_audio = portrait("man_glasses_01.jpg"), speech("zh_short_01_3s.wav")
     wall = tmp_path / "wall.png"
@@ -80,7 +71,7 @@ def _bad_inputs(tmp_path):
     empty = tmp_path / "empty.mp3"
     empty.write_bytes(b"")
     zero = tmp_path / "zero.wav"
-    _write_wav(zero, np.zeros(0))
+    write_wav(zero, np.zeros(0))
     notes = tmp_path / "notes.txt"
     notes.write_text("not media at all\n" * 20)
     return [

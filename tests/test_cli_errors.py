@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import wave
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from support.media import write_wav
 
 from facecast.cli import main
 from facecast.config import PrepareSettings, RenderSettings
@@ -39,13 +39,7 @@ def one_line_error(err: str) -> str:
 
 def tone_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
     t = np.arange(int(seconds * rate)) / rate
-    pcm = (0.3 * np.sin(2 * np.pi * 220 * t) * 32767).astype(np.int16)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(pcm.tobytes())
-    return path
+    return write_wav(path, 0.3 * np.sin(2 * np.pi * 220 * t), rate)
 
 
 def noise_image(path: Path, size=(64, 48)) -> Path:

@@ -14,7 +14,7 @@ from facecast.avatar.cache import AvatarCache
 from facecast.avatar.prepare import prepare
 from facecast.config import PrepareSettings, RenderSettings
 from facecast.engine import render_to_file, speech_from_file
-from media_factory import stereo_wav, top_level_boxes
+from support.media import stereo_wav, top_level_boxes
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from facecast.avatar.prepare import prepare
 from facecast.media.probe import probe
 from support import synthetic as syn
 from facecast.video.pipeline import VideoJob, run_job
-from media_factory import frame_index, jpeg_with_orientation, vfr_times, write_video
+from support.media import frame_index, jpeg_with_orientation, vfr_times, write_video
 
 FACE = "man_glasses_01.jpg"
 SIZE = 256  # px: side of the synthetic avatar frames

@@ -15,7 +15,7 @@ from facecast.media.reader import read_visual
 from facecast.media.writer import Mp4Writer
 from facecast.server.uploads import sniff_visual
 from facecast.video.stream import frames as stream_frames, probe as probe_video
-from media_factory import (counter_frames, dim_png16, frame_index, jpeg_with_orientation, marker_image,
+from support.media import (write_wav, counter_frames, dim_png16, frame_index, jpeg_with_orientation, marker_image,
                            shown_by_pil, stereo_wav, top_level_boxes, vfr_times, write_video)
 
 RED, GREEN, BLUE = (0, 0, 255), (0, 255, 0), (255, 0, 0)
@@ -125,14 +125,7 @@ def test_mp4_keeps_stereo_and_is_fast_start(tmp_path):
 
 
 def test_mono_audio_stays_mono(tmp_path):
-    path = tmp_path / "mono.wav"
-    import wave
-
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(16000)
-        out.writeframes((np.sin(np.arange(16000) / 5) * 9000).astype("<i2").tobytes())
+    path = write_wav(tmp_path / "mono.wav", np.sin(np.arange(16000) / 5) * 9000 / 32767)
     audio = load_audio(path)
     assert audio.channels is None and audio.output_channels.shape == (1, 16000)
 
@@ -173,7 +166,7 @@ def test_sniff_knows_the_formats():
 
 def test_one_aac_rate_table():
     from facecast.media import fmp4, writer
-    from facecast.streaming import encoder
+    from facecast.transports.fmp4 import encoder
 
     assert aac_rate(44000) == 44100 and aac_rate(7000) == 8000 and aac_rate(200000) == 96000
     assert set(encoder.AAC_RATES) <= set(AAC_SAMPLE_RATES)

@@ -14,7 +14,7 @@ from facecast.avatar.prepare import prepare
 from facecast.demo import demo_portrait
 from facecast.engine import Speech, speech_from_text
 from facecast.lipsync.base import get_backend
-from facecast.server.errors import Unavailable
+from facecast.errors import Unavailable
 from facecast.server.session_manager import SessionManager
 from facecast.server.settings import ServerSettings
 from facecast.streaming.session import Session, StreamSettings

@@ -52,3 +52,27 @@ class ModelFilesMissing(FacecastError):
 
 class MissingDependency(FacecastError):
     """A package facecast needs for this step is not installed; the message says how to install it."""
+
+
+class Conflict(FacecastError):
+    """The request is valid but clashes with the current state (e.g. deleting the default avatar)."""
+
+    http_status = 409
+
+
+class Unavailable(FacecastError):
+    """The server is at a limit (sessions); trying again later may work."""
+
+    http_status = 503
+
+
+class StreamGone(FacecastError):
+    """A session ended before it produced its first frame."""
+
+    http_status = 410
+
+
+class GenerationFailed(FacecastError):
+    """Rendering or encoding failed inside the server (the detail says how); the server keeps running."""
+
+    http_status = 500

@@ -21,7 +21,7 @@ from facecast.config import PrepareSettings
 from facecast.errors import FacecastError, NotFound
 from facecast.files import atomic_write
 from facecast.lru import LRU
-from facecast.server.errors import Conflict
+from facecast.errors import Conflict
 from facecast.server.uploads import sniff_visual
 from facecast.streaming.telemetry import Telemetry
 

@@ -14,30 +14,6 @@ from facecast.errors import FacecastError
 log = logging.getLogger(__name__)
 
 
-class Conflict(FacecastError):
-    """The request is valid but clashes with the current state (e.g. deleting the default avatar)."""
-
-    http_status = 409
-
-
-class Unavailable(FacecastError):
-    """The server is at a limit (sessions); trying again later may work."""
-
-    http_status = 503
-
-
-class StreamGone(FacecastError):
-    """A session ended before it produced its first frame."""
-
-    http_status = 410
-
-
-class GenerationFailed(FacecastError):
-    """Rendering or encoding failed inside the server (the detail says how); the server keeps running."""
-
-    http_status = 500
-
-
 def install_handlers(app: FastAPI) -> None:
     """Map facecast errors, validation errors, unknown routes and crashes to JSON details."""
     app.add_exception_handler(FacecastError, _facecast_error)

@@ -15,7 +15,7 @@ from facecast.avatar.model import Avatar
 from facecast.audio.tts import Speech
 from facecast.errors import NotFound
 from facecast.lipsync.base import LipsyncBackend, get_backend
-from facecast.server.errors import Unavailable
+from facecast.errors import Unavailable
 from facecast.server.settings import ServerSettings
 from facecast.streaming.session import Session
 from facecast.streaming.telemetry import Telemetry

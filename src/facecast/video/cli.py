@@ -10,7 +10,6 @@ from pathlib import Path
 
 from facecast.video.defaults import DEFAULT_MAX_SECONDS, DEFAULT_OVERLAP, DEFAULT_WINDOW
 
-
 RAW = argparse.RawDescriptionHelpFormatter
 
 
@@ -29,26 +28,26 @@ def at_least(low: int):
     return parse
 
 
-def positive_seconds(text: str) -> float:
-    """argparse type: a number of seconds > 0."""
+def _number(text: str, ok, wanted: str) -> float:
+    """A float parsed from `text` for which ok(value) holds, else a one-line argparse error."""
     try:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a positive number of seconds")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"{text!r}: give {wanted}")
     return value
+
+
+def positive_seconds(text: str) -> float:
+    """argparse type: a number of seconds > 0."""
+    return _number(text, lambda v: 0 < v < float("inf"), "a positive number of seconds")
 
 
 def share(text: str) -> float:
     """argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number from 0 to 1")
-    return value
+    return _number(text, lambda v: 0.0 <= v <= 1.0, "a number from 0 to 1")
+
 
 VIDEO_HELP = """Tools for video avatars and long videos, each streaming the video (one segment in
 memory at a time) and writing its output atomically: a failed run leaves no file.

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from facecast.errors import InvalidArgument
 from facecast.server.deps import ERRORS, get_runtime
-from facecast.server.errors import Conflict, Unavailable
+from facecast.errors import Conflict, Unavailable
 from facecast.server.models import DeletedOut, ErrorOut, SessionListOut, SessionOut
 from facecast.server.runtime import Runtime
 from facecast.server.speech_input import build_speech, check_one_source

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import AsyncIterator
 
-from facecast.server.errors import GenerationFailed, StreamGone, Unavailable
+from facecast.errors import GenerationFailed, StreamGone, Unavailable
 from facecast.transports.fmp4.fanout import StreamEnded
 from facecast.transports.fmp4.output import Fmp4Output
 

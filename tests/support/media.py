@@ -1,5 +1,5 @@
 """Synthetic media for the probe and reader tests: phone-like JPEGs with an EXIF orientation,
-rotated and variable-frame-rate MP4s, dim 16-bit PNGs, stereo WAVs. Nothing is downloaded."""
+rotated and variable-frame-rate MP4s, dim 16-bit PNGs, mono and stereo WAVs. Nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -98,17 +98,23 @@ def dim_png16(path: Path, level: int = 6000) -> Path:
     return path
 
 
+def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
+    """A 16-bit PCM WAV of `samples`: (N,) mono or (N, C) float in [-1, 1] at `rate` Hz."""
+    pcm = np.asarray(samples, np.float64)
+    channels = 1 if pcm.ndim == 1 else pcm.shape[1]
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(channels)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes((np.clip(pcm, -1.0, 1.0) * 32767).astype("<i2").tobytes())
+    return path
+
+
 def stereo_wav(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
     """16-bit stereo WAV: left a 440 Hz tone at 0.5, right silent."""
     n = int(seconds * rate)
     left = 0.5 * np.sin(2 * np.pi * 440 * np.arange(n) / rate)
-    pcm = np.stack([left, np.zeros(n)], axis=1)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(2)
-        out.setsampwidth(2)
-        out.setframerate(rate)
-        out.writeframes((pcm * 32767).astype("<i2").tobytes())
-    return path
+    return write_wav(path, np.stack([left, np.zeros(n)], axis=1), rate)
 
 
 def png_bytes(img: np.ndarray) -> bytes:
