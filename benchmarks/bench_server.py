@@ -306,8 +306,8 @@ def main() -> int:
     skip = set(filter(None, args.skip.split(",")))
     grace = 2.0
     data_dir = Path(tempfile.mkdtemp(prefix="facecast-bench-"))
-    env = {"FACECAST_SESSION_GRACE_S": str(grace), "FACECAST_SERVER_DIR": str(data_dir),
-           "FACECAST_API_TOKEN": ""}
+    os.environ.pop("FACECAST_API_TOKEN", None)  # no token: an empty one is refused at start
+    env = {"FACECAST_SESSION_GRACE_S": str(grace), "FACECAST_SERVER_DIR": str(data_dir)}
     results: dict = {"machine": machine()}
     with ServerProcess(env=env, log=data_dir / "serve.log") as server, \
             httpx.Client(base_url=server.url, timeout=60) as client:
