@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 from scipy.signal import savgol_filter
 
+from facecast.compose import blend
 from facecast.errors import InvalidArgument
 from facecast.video.contacts import ContactSettings, detect_contacts, ground_line, runs
 from facecast.video.foot_tracking import crop_box, touchdown, track_contact
@@ -154,7 +155,7 @@ def correct_foot(frame: np.ndarray, src: np.ndarray, dst: np.ndarray, settings: 
     warped = cv2.warpAffine(frame, _roi_affine(affine, x0, y0), (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR,
                             borderMode=cv2.BORDER_REFLECT101).astype(np.float32)
     weight = settings.blend * edge_taper((y1 - y0, x1 - x0), 0.2)[..., None]
-    frame[y0:y1, x0:x1] = (roi + weight * (warped - roi) + 0.5).astype(np.uint8)
+    frame[y0:y1, x0:x1] = blend(roi, warped, weight)
     return frame
 
 

@@ -12,6 +12,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from facecast.compose import blend
 from facecast.types import Progress
 from facecast.video.segments import Segment
 
@@ -32,8 +33,7 @@ def crossfade(old: np.ndarray, new: np.ndarray) -> np.ndarray:
     out = np.empty_like(new)
     for j in range(n):
         w = np.float32((j + 1) / (n + 1))
-        blend = old[j].astype(np.float32) * (np.float32(1.0) - w) + new[j].astype(np.float32) * w
-        out[j] = (blend + 0.5).astype(np.uint8)
+        out[j] = blend(old[j].astype(np.float32), new[j].astype(np.float32), w)
     return out
 
 

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from scipy.ndimage import convolve1d
 
-from facecast.compose import feathered_mask
+from facecast.compose import blend, feathered_mask
 from facecast.errors import InvalidArgument
 from facecast.video.defaults import DEFAULT_WINDOW  # noqa: F401 (re-exported)
 from facecast.video.transforms import CameraPath, params_of, similarity
@@ -93,5 +93,5 @@ def reshake_frame(frame: np.ndarray, warp: np.ndarray, original: np.ndarray | No
                           borderMode=cv2.BORDER_REFLECT101).astype(np.float32)
     mask = feathered_mask(polygon - (x0, y0), (y1 - y0, x1 - x0), feather_px)[..., None]
     roi = out[y0:y1, x0:x1].astype(np.float32)
-    out[y0:y1, x0:x1] = (roi + mask * (back - roi) + 0.5).astype(np.uint8)
+    out[y0:y1, x0:x1] = blend(roi, back, mask)
     return out

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from facecast.compose import blend
 from facecast.errors import InvalidArgument
 
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in px, x1/y1 exclusive
@@ -73,7 +74,7 @@ class FlowBlender:
                            borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         cur_f = cur.astype(np.float32)
         weight = blend_weight(warped - cur_f, self.settings) * edge_taper(cur.shape[:2])
-        return (cur_f + weight[..., None] * (warped - cur_f) + 0.5).astype(np.uint8)
+        return blend(cur_f, warped, weight[..., None])
 
     def _flow(self, cur: np.ndarray, prev: np.ndarray) -> np.ndarray:
         """(h, w, 2) float32: where each current pixel was in the previous frame, relative."""
