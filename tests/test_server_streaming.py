@@ -149,7 +149,7 @@ def test_live_pcm_becomes_frames_with_its_samples():
     queue = SpeechQueue(48000, FPS, 3, backend.stream_features)
     speech = speech_from_text("Live speech, one chunk at a time.")
     pcm, rate = speech.audio.samples, speech.audio.sample_rate
-    produced, samples, arrivals = 0, 0, 0
+    produced, arrivals = 0, 0
     for i in range(0, len(pcm), rate // 50):
         queue.push(pcm[i:i + rate // 50], rate, time.monotonic())
         while queue.ready():
