@@ -8,13 +8,14 @@ import time
 
 import numpy as np
 import pytest
+from support.waiting import within
 
 from facecast.audio.pcm import Audio
 from facecast.avatar.prepare import prepare
 from facecast.demo import demo_portrait
 from facecast.engine import Speech, speech_from_text
-from facecast.lipsync.base import get_backend
 from facecast.errors import Unavailable
+from facecast.lipsync.base import get_backend
 from facecast.server.session_manager import SessionManager
 from facecast.server.settings import ServerSettings
 from facecast.streaming.session import Session, StreamSettings
@@ -241,15 +242,15 @@ def test_live_session_idles_in_real_time_and_interrupt_closes_the_mouth(avatar):
     backend = RecordingBackend()
     session = make_session(avatar, backend, live=True, rate=48000)
     session.start()
-    assert _within(3.0, lambda: session.produced >= 10), "the live session idles from the start"
+    assert within(3.0, lambda: session.produced >= 10), "the live session idles from the start"
     loud = Speech(Audio((0.3 * np.sin(np.arange(48000) * 0.05)).astype(np.float32), 48000))
     session.say(speech_from_text("Open wide and say aah, for a long long time."))
-    assert _within(3.0, lambda: any(row[0] > 0.05 for row in backend.rows)), "speech opens the mouth"
+    assert within(3.0, lambda: any(row[0] > 0.05 for row in backend.rows)), "speech opens the mouth"
     opened = len(backend.rows)
-    assert _within(3.0, lambda: len(backend.rows) >= opened + 5), "speech goes on"
+    assert within(3.0, lambda: len(backend.rows) >= opened + 5), "speech goes on"
     spoken = len(backend.rows)
     session.interrupt()
-    assert _within(3.0, lambda: len(backend.rows) >= spoken + 8), "frames go on after the interrupt"
+    assert within(3.0, lambda: len(backend.rows) >= spoken + 8), "frames go on after the interrupt"
     after = backend.rows[spoken:]
     session.say(loud)
     session.stop()
@@ -259,16 +260,6 @@ def test_live_session_idles_in_real_time_and_interrupt_closes_the_mouth(avatar):
     assert first_closed <= 2 + 3 and all(not any(row) for row in after[first_closed:])
     elapsed = time.monotonic() - session.created_at
     assert abs(session.produced - elapsed * FPS) < 8, "live sessions run in real time"
-
-
-def _within(seconds: float, condition) -> bool:
-    """Poll `condition()` every 10 ms until it holds (True) or `seconds` pass (False)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_failed_generation_is_reported_not_raised(avatar):

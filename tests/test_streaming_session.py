@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from support.waiting import within
 
 from facecast.audio.pcm import Audio
 from facecast.audio.tts import Speech
@@ -32,16 +33,6 @@ class FakeTime:
 
     def __call__(self) -> float:
         return self.t
-
-
-def within(seconds: float, condition) -> bool:
-    """Poll `condition()` every 5 ms until it holds (True) or `seconds` pass (False)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 @pytest.fixture(scope="module")
