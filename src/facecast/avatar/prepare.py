@@ -3,7 +3,7 @@ over time (video), and store the result in the content-hashed cache."""
 
 from __future__ import annotations
 
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -13,7 +13,7 @@ from facecast.avatar.cache import AvatarCache, content_key
 from facecast.avatar.masks import frame_masks
 from facecast.avatar.model import Avatar
 from facecast.config import PrepareSettings
-from facecast.errors import NoFaceFound, UnsupportedMedia
+from facecast.errors import CorruptMedia, NoFaceFound, UnsupportedMedia
 from facecast.media.probe import probe
 from facecast.media.reader import read_visual
 from facecast.types import Progress
@@ -51,18 +51,22 @@ def prepare(source: str | Path, settings: PrepareSettings = PrepareSettings(), *
 def source_frames(path: Path, settings: PrepareSettings) -> tuple[Iterable[np.ndarray], int, float]:
     """(frames, expected count, fps) of an avatar source, one (H, W, 3) uint8 BGR frame at a time.
 
-    A photo is decoded whole (one frame, fps 0.0); a video is checked by decoding its first
-    frame, then streamed (at most max_video_seconds), so memory does not grow with its length.
+    The file is probed once. A photo is decoded whole (one frame, fps 0.0); a video is streamed
+    (at most max_video_seconds) after its first frame decoded, so memory does not grow with its
+    length. Raises UnsupportedMedia / CorruptMedia naming the file.
     """
-    first = read_visual(path, max_long_side=settings.max_long_side, max_seconds=0.0)  # validates, 1 frame
-    if probe(path, wanted="an image or video").kind == "image":
-        return first.frames, 1, 0.0
-    from facecast.video.stream import count_frames, frames, probe as probe_video
+    info = probe(path, wanted="an image or video")
+    if info.kind != "video":  # a photo; anything else is refused by read_visual with its message
+        return read_visual(path, max_long_side=settings.max_long_side).frames, 1, 0.0
+    from facecast.video.stream import frames, video_info
 
-    info = probe_video(path, max_long_side=settings.max_long_side)
-    limit = int(settings.max_video_seconds * info.fps) + 1  # as read_visual
-    total = min(limit, count_frames(info)) or limit
-    return islice(frames(info), limit), total, info.fps
+    video = video_info(path, info, max_long_side=settings.max_long_side)
+    limit = int(settings.max_video_seconds * video.fps) + 1  # as read_visual
+    stream = islice(frames(video), limit)
+    first = next(stream, None)
+    if first is None:
+        raise CorruptMedia(f"{path}: the video stream holds no decodable frame")
+    return chain([first], stream), min(limit, video.frame_count) or limit, video.fps
 
 
 def _kept(frames: Iterable[np.ndarray], entry) -> Iterator[np.ndarray]:

@@ -10,7 +10,7 @@ from typing import Iterator
 import numpy as np
 
 from facecast.errors import UnsupportedMedia
-from facecast.media.probe import VideoStreamInfo, probe as probe_media
+from facecast.media.probe import MediaInfo, VideoStreamInfo, probe as probe_media
 from facecast.media.reader import even_size, video_frames
 
 MAX_LONG_SIDE = 1920  # px: frames of longer videos are scaled down to this long side
@@ -47,9 +47,14 @@ def probe(path: str | Path, *, max_long_side: int = MAX_LONG_SIDE) -> VideoInfo:
         raise UnsupportedMedia(f"{path}: is a still image; this command needs a video (MP4, MOV, WebM, ...)")
     if info.kind != "video":
         raise UnsupportedMedia(f"{path}: has no video stream")
+    return video_info(path, info, max_long_side=max_long_side)
+
+
+def video_info(path: str | Path, info: MediaInfo, *, max_long_side: int = MAX_LONG_SIDE) -> VideoInfo:
+    """The VideoInfo of a file the media probe already described as a video (info.kind == "video")."""
     video = info.video
     size = even_size(*video.display_size, max_long_side)
-    return VideoInfo(path, size, video.grid_fps, video.grid_count, info.audio is not None, video)
+    return VideoInfo(Path(path), size, video.grid_fps, video.grid_count, info.audio is not None, video)
 
 
 def frames(info: VideoInfo, *, gray_size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
