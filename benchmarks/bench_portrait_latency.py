@@ -76,7 +76,7 @@ def run_client(server, frames: list[bytes], fps: float, seconds: float, avatar: 
         reader.start()
         start = time.perf_counter()
         sent = 0
-        while (now := time.perf_counter()) - start < seconds:
+        while time.perf_counter() - start < seconds:
             ws.send(frames[sent % len(frames)])
             sent += 1
             time.sleep(max(0.0, start + sent / fps - time.perf_counter()))

@@ -11,7 +11,7 @@ import numpy as np
 
 from facecast.errors import CorruptMedia, UnsupportedMedia
 from facecast.media.probe import sniff
-from facecast.video.stream import count_frames, frames, probe
+from facecast.video.stream import frames, probe
 
 MATTE_FEATHER_PX = 1.5  # Gaussian sigma softening the matte edge
 CACHE_FRAMES = 16  # background video frames kept for re-reads (segment run-ins)
@@ -42,7 +42,7 @@ class Background:
             self._still = cover(_read_image(self.path), self.size)
         else:
             self._info = probe(self.path)
-            self._count = max(1, count_frames(self._info))
+            self._count = max(1, self._info.frame_count)
 
     def frame(self, number: int) -> np.ndarray:
         if self._still is not None:

@@ -16,7 +16,8 @@ from facecast.video.composite import Background
 from facecast.video.footlock import FootlockSettings
 from facecast.video.output import check_output, open_mp4, soundtrack
 from facecast.video.runner import run_segments
-from facecast.video.segments import DEFAULT_MAX_SECONDS, DEFAULT_OVERLAP, Segment, plan_segments
+from facecast.video.defaults import DEFAULT_MAX_SECONDS, DEFAULT_OVERLAP
+from facecast.video.segments import Segment, plan_segments
 from facecast.video.stabilize import DEFAULT_WINDOW, camera_path
 from facecast.video.stages import Composite, Footlock, Stabilize, Temporal
 from facecast.video.stream import frames, probe
@@ -129,9 +130,7 @@ def require_feet(info, samples: int = 8) -> None:
     """Fail fast, before any output, when sampled frames show no person or no feet (pose)."""
     from facecast.video.plate import sample_indices
     from facecast.video.pose import PoseTracker
-    from facecast.video.stream import count_frames
-
-    wanted = set(sample_indices(max(1, count_frames(info)), samples).tolist())
+    wanted = set(sample_indices(max(1, info.frame_count), samples).tolist())
     picked = [f for i, f in enumerate(frames(info)) if i in wanted]
     with PoseTracker(static=True) as tracker:
         tracks = tracker.track(picked)

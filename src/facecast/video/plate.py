@@ -16,7 +16,7 @@ import numpy as np
 from facecast.errors import NoFaceFound
 from facecast.types import Progress
 from facecast.video.matte import PERSON_THRESHOLD, PersonSegmenter, grow, smooth3
-from facecast.video.stream import VideoInfo, count_frames, frames
+from facecast.video.stream import VideoInfo, frames
 
 DEFAULT_SAMPLES = 48  # frames the median is taken over (memory: samples x one frame)
 PERSON_MARGIN = 0.015  # fraction of the long side the person mask grows by
@@ -87,7 +87,7 @@ def sample_indices(frame_count: int, samples: int) -> np.ndarray:
 
 def _sample(info: VideoInfo, samples: int, progress: Progress | None) -> tuple[list, list]:
     """Sampled frames (H, W, 3) uint8 and their person masks (H, W) bool, streaming."""
-    wanted = set(sample_indices(max(1, count_frames(info)), samples).tolist())
+    wanted = set(sample_indices(max(1, info.frame_count), samples).tolist())
     with PersonSegmenter() as segmenter:
         sampler = _Sampler(wanted, segmenter, int(PERSON_MARGIN * max(info.size)))
         for i, frame in enumerate(frames(info)):

@@ -165,9 +165,7 @@ def _is_still(path: Path) -> bool:
 
 
 def _frame_count(path: Path, info) -> int:
-    from facecast.video.stream import count_frames
-
-    count = count_frames(info)
+    count = info.frame_count
     if count < 1:
         raise InvalidArgument(f"{path}: the rendered video holds no frames")
     return count

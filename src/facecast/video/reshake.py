@@ -12,7 +12,7 @@ from facecast.video.output import check_output, open_mp4, soundtrack
 from facecast.video.runner import run_segments
 from facecast.video.segments import plan_segments
 from facecast.video.stages import Reshake
-from facecast.video.stream import count_frames, frames, probe
+from facecast.video.stream import frames, probe
 from facecast.video.transforms import CameraPath
 
 FRAME_MAPS = ("pingpong", "loop", "clamp")
@@ -42,7 +42,7 @@ def reshake_video(source: Path, transforms: Path, output: Path, *, frame_map: st
     check_output(output)
     path = CameraPath.load(transforms)
     info = probe(source)
-    count = count_frames(info)
+    count = info.frame_count
     stage = Reshake(lambda n: path.warp(source_frame(int(n), len(path.warps), frame_map), info.size))
     plan = plan_segments(max(1, count), None, max_frames=CHUNK_FRAMES, overlap=0)
     with open_mp4(output, info.size, info.fps, soundtrack(info.path) if info.has_audio else None) as writer:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facecast.errors import InvalidArgument
-from facecast.video.defaults import DEFAULT_MAX_SECONDS, DEFAULT_OVERLAP  # noqa: F401 (re-exported)
+from facecast.video.defaults import DEFAULT_OVERLAP
 
 SEARCH = 0.15  # a cut may move this fraction of a segment's length from its even position
 FLAT = 1e-3  # grey levels: a motion signal varying less than this carries no information

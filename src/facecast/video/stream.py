@@ -66,8 +66,3 @@ def frames(info: VideoInfo, *, gray_size: tuple[int, int] | None = None) -> Iter
     """
     yield from video_frames(info.path, info.stream, gray_size or info.size,
                             fmt="gray" if gray_size else "bgr24", threads=True)
-
-
-def count_frames(info: VideoInfo) -> int:
-    """Number of frames `frames(info)` yields for an intact file."""
-    return info.frame_count
