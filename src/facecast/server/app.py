@@ -14,13 +14,13 @@ from fastapi import FastAPI
 from facecast import __version__
 from facecast.server.errors import install_handlers
 from facecast.server import live
-from facecast.server.routes import avatars, docs, generate, live_audio, sessions, system, web
+from facecast.server.routes import avatars, docs, generate, live_audio, sessions, system, web, webrtc
 from facecast.server.runtime import Runtime
 from facecast.server.security import BodyLimit, TokenGuard
 from facecast.server.settings import ServerSettings
 
-ROUTERS = (system.router, avatars.router, generate.router, sessions.router, live_audio.router, web.router, live.router,
-           docs.router)
+ROUTERS = (system.router, avatars.router, generate.router, sessions.router, webrtc.router, live_audio.router, web.router,
+           live.router, docs.router)
 
 DESCRIPTION = """Real-time talking avatars. Upload a portrait (or use the default astronaut), then
 speak through it: `POST /generate` returns a whole MP4; `POST /sessions` + `GET /stream/{id}` stream a

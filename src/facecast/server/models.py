@@ -59,8 +59,11 @@ class SessionOut(BaseModel):
     segments_kept: int = Field(description="Stream segments held for readers (since the last keyframe).")
     bytes_kept: int
     slowest_reader_lag: int = Field(description="Segments the slowest reader trails the newest one.")
-    readers: int = Field(description="Clients reading the stream now.")
+    readers: int = Field(description="Clients watching now: fMP4 readers and WebRTC peers.")
+    webrtc_peers: list[dict] = Field(description="WebRTC viewers: id, codec, connection state, frames sent and "
+                                                 "dropped, playout re-anchors, backlog (s).")
     stream_url: str = Field(description="GET: the fragmented MP4 stream.")
+    webrtc_url: str = Field(description="POST an SDP offer here to watch over WebRTC (JSON or WHEP).")
     audio_ws_url: str = Field(description="WebSocket for live 16-bit PCM (live sessions).")
 
 
@@ -96,3 +99,20 @@ class StatsOut(BaseModel):
                                    "(receive -> send) and per-stage latency (decode, landmarks, warp, encode) "
                                    "p50/p95/p99 in ms, delivered frames/s, and each running session's queue "
                                    "depths, drops and refusals.")
+
+
+class WebRtcOfferIn(BaseModel):
+    sdp: str = Field(description="The browser's SDP offer (RTCSessionDescription.sdp), receiving video and audio.")
+    type: str = Field("offer", description='"offer".')
+
+
+class WebRtcAnswerOut(BaseModel):
+    sdp: str = Field(description="The server's SDP answer, every ICE candidate included (no trickle).")
+    type: str = Field(description='"answer".')
+    peer_id: str = Field(description="This viewer's id.")
+    location: str = Field(description="URL to DELETE to hang up (also the Location header).")
+
+
+class IceServersOut(BaseModel):
+    iceServers: list[dict] = Field(description="STUN/TURN servers for RTCPeerConnection (FACECAST_ICE_SERVERS); "
+                                               "empty by default.")

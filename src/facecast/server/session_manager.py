@@ -1,4 +1,4 @@
-"""The server's speech sessions: creation within limits (each with its fMP4 output attached),
+"""The server's speech sessions: creation within limits (each with its fMP4 and WebRTC outputs),
 lookup by id, and reaping. The sessions themselves have the one session shape (streaming.lifecycle).
 
 A session with no reader for `session_grace_s` is stopped and forgotten, so a client that goes
@@ -20,6 +20,8 @@ from facecast.server.settings import ServerSettings
 from facecast.streaming.session import Session
 from facecast.streaming.telemetry import Telemetry
 from facecast.transports.fmp4.output import Fmp4Output, attach_fmp4, output_rate
+from facecast.transports.webrtc.ice import rtc_ice_servers
+from facecast.transports.webrtc.output import WebRtcOutput, attach_webrtc
 
 
 class SessionManager:
@@ -55,6 +57,7 @@ class SessionManager:
             session = Session(sid, avatar, avatar_id, self.backend(), live=live, sample_rate=output_rate(sample_rate),
                               settings=self.settings.stream, telemetry=self.telemetry, created_at=created_at)
             attach_fmp4(session)
+            attach_webrtc(session, rtc_ice_servers(self.settings.ice_servers))
             self._sessions[sid] = session
         session.start(first)
         self.telemetry.count("sessions_created")
@@ -102,6 +105,11 @@ class SessionManager:
         """A session and its fMP4 output (NotFound when there is no such session)."""
         session = self.get(sid)
         return session, session.output.sink("fmp4")
+
+    def webrtc(self, sid: str) -> tuple[Session, WebRtcOutput]:
+        """A session and its WebRTC output (NotFound when there is no such session)."""
+        session = self.get(sid)
+        return session, session.output.sink("webrtc")
 
     def all(self) -> list[Session]:
         with self._lock:

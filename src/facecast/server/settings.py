@@ -41,6 +41,8 @@ class ServerSettings:
     workers: int = 4  # threads for long blocking work (whole-file renders, avatar preparation)
     quick_workers: int = 4  # threads for short latency-critical work (a session's speech, joins)
     warmup: bool = True
+    ice_servers: tuple[dict, ...] = ()  # STUN/TURN for WebRTC peers (FACECAST_ICE_SERVERS, JSON); none by default
+    max_peers: int = 8  # WebRTC viewers of one session at most (FACECAST_MAX_PEERS)
     stream: StreamSettings = field(default_factory=StreamSettings)
 
     @classmethod
@@ -61,6 +63,12 @@ class ServerSettings:
             values["backend"] = env("BACKEND")
         if env("WORKERS"):
             values["workers"] = int(_number("WORKERS", env("WORKERS")))
+        if env("ICE_SERVERS"):
+            from facecast.transports.webrtc.ice import parse_ice_servers
+
+            values["ice_servers"] = parse_ice_servers(env("ICE_SERVERS"))
+        if env("MAX_PEERS"):
+            values["max_peers"] = int(_number("MAX_PEERS", env("MAX_PEERS")))
         if env("MAX_QUEUED_S"):
             seconds = _number("MAX_QUEUED_S", env("MAX_QUEUED_S"))
             values["stream"] = dataclasses.replace(StreamSettings(), max_queued_s=seconds)
@@ -83,6 +91,8 @@ class ServerSettings:
         if self.workers < 1 or self.quick_workers < 1:
             raise InvalidArgument(f"workers={self.workers!r} and quick_workers={self.quick_workers!r} must be at "
                                   "least 1")
+        if self.max_peers < 1:
+            raise InvalidArgument(f"FACECAST_MAX_PEERS={self.max_peers!r} must be at least 1")
         if not self.stream.max_queued_s > 0:
             raise InvalidArgument(f"FACECAST_MAX_QUEUED_S={self.stream.max_queued_s!r} must be positive (seconds)")
 

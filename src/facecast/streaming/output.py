@@ -21,6 +21,7 @@ import numpy as np
 from facecast.streaming.queues import Channel
 
 SUBSCRIPTION_BATCHES = 8  # batches waiting for a raw subscriber at most (older ones are dropped)
+ROOM_POLL_S = 0.02  # s between looks at the sinks while a clip's worker waits for room
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +61,9 @@ class MediaSink(Protocol):
     """Takes a session's batches on its worker thread; must not block for long."""
 
     def write(self, batch: MediaBatch) -> None: ...
+
+    def has_room(self) -> bool:
+        """A clip's worker may render on (its readers do not trail too far)."""
 
     def end(self) -> None:
         """The stream is complete (a clip shown to its end): flush what is held."""
@@ -169,11 +173,15 @@ class SessionOutput:
             subscription.finish(error)
 
     def wait_for_room(self, stop: threading.Event) -> None:
-        """Block (a clip's worker) while a sink's readers trail too far; returns at once for live."""
-        for sink in self._targets():
-            wait = getattr(sink, "wait_for_room", None)
-            if wait is not None:
-                wait(stop)
+        """Block a clip's worker while the sinks its viewers read from have no room (their readers
+        trail too far); with no viewer yet, while any sink is full (holding for its first reader).
+        Returns at once when there is room, or when `stop` is set."""
+        while not stop.is_set():
+            sinks = [s for s in self._targets() if hasattr(s, "has_room")]
+            watched = [s for s in sinks if s.readers > 0]
+            if all(s.has_room() for s in (watched or sinks)):
+                return
+            stop.wait(ROOM_POLL_S)
 
     def _targets(self) -> list:
         with self._lock:
@@ -198,5 +206,5 @@ class SessionOutput:
         out: dict = {}
         for sink in sinks:
             out.update(sink.info())
-        out["readers"] = out.get("readers", 0) + subscribers
+        out["readers"] = sum(s.readers for s in sinks) + subscribers
         return out

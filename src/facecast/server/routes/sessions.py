@@ -32,7 +32,7 @@ AUDIO = File(None, description="Speech audio file (WAV, MP3, M4A, OGG, FLAC, Web
 
 def session_out(session: Session) -> dict:
     """A session's public state, with its URLs."""
-    return {**session.info(), "stream_url": f"/stream/{session.id}",
+    return {**session.info(), "stream_url": f"/stream/{session.id}", "webrtc_url": f"/sessions/{session.id}/webrtc",
             "audio_ws_url": f"/ws/sessions/{session.id}/audio"}
 
 

@@ -87,6 +87,11 @@ class SegmentFanout:
             while not stop.is_set() and self._lead() >= self.max_lag:
                 self._cond.wait(timeout)
 
+    def has_room(self) -> bool:
+        """The producer may go on: its lead over the slowest reader is under max_lag segments."""
+        with self._cond:
+            return self._lead() < self.max_lag
+
     def _lead(self) -> int:
         """Segments the producer is ahead of the slowest reader (call with the lock held)."""
         if self._cursors:

@@ -48,8 +48,8 @@ class Fmp4Output:
     def close(self, error: str | None) -> None:
         self.segments.close(error)
 
-    def wait_for_room(self, stop: threading.Event) -> None:
-        self.segments.wait_for_room(stop)
+    def has_room(self) -> bool:
+        return self.segments.has_room()
 
     def _encode(self) -> StreamEncoder:
         if self._encoder is None:  # made on the worker thread, when the first batch comes
