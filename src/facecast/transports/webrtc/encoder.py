@@ -101,6 +101,10 @@ class AudioEncoder:
 
     def __init__(self, rate: int):
         self.rate = rate
+        self._restart(0)
+
+    def _restart(self, first_sample: int) -> None:
+        """A fresh resampler and Opus encoder from input sample `first_sample` on."""
         self._codec = av.CodecContext.create("libopus", "w")
         self._codec.sample_rate = OPUS_RATE
         self._codec.layout = "mono"
@@ -109,9 +113,6 @@ class AudioEncoder:
         self._codec.time_base = Fraction(1, OPUS_RATE)
         self._codec.options = {"application": "voip", "frame_duration": "20"}
         self._codec.open()
-        self._restart(0)
-
-    def _restart(self, first_sample: int) -> None:
         self._resampler = None if self.rate == OPUS_RATE else av.AudioResampler(format="s16", layout="mono",
                                                                                  rate=OPUS_RATE)
         self._pending = np.zeros(0, np.int16)  # 48 kHz samples not yet a whole frame
@@ -158,6 +159,7 @@ def _x264(size: tuple[int, int], fps: int, keyint: int, bitrate: int) -> av.Code
     codec.profile = "Baseline"
     codec.options = {"preset": "ultrafast", "tune": "zerolatency", "level": "31", "forced-idr": "1",
                      "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0:threads=1:repeat-headers=1:"
+                                    "colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m:range=tv:"
                                     f"vbv-maxrate={bitrate // 1000}:vbv-bufsize={bitrate // 2000}"}
     codec.open()
     return codec
