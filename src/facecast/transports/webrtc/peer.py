@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 PREFERRED = ("video/H264", "video/VP8")  # in order; the first the offer has is used
 CODEC_NAMES = {"video/h264": "h264", "video/vp8": "vp8"}
+END_AUDIO_S = 0.5  # s the audio of a clip's last frames may still take after its last frame went
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ class Peer:
         if delivery.end:
             self.video_queue.finish()
             self.audio_queue.finish()
+            asyncio.ensure_future(self._hang_up_when_sent())
             return
         frames = delivery.video.get(self.codec, ())
         for frame in frames:
@@ -178,6 +180,16 @@ class Peer:
                 self.telemetry.observe("webrtc_interrupt_to_closed_ms", (now - meta["interrupt_at"]) * 1000)
 
     # -- lifecycle ------------------------------------------------------------------------------
+    async def _hang_up_when_sent(self) -> None:
+        """A clip was shown to its end: close the connection once the last frame (and the audio
+        with it, within END_AUDIO_S) has gone, so the viewer sees the call end."""
+        await self.video_queue.drained.wait()
+        try:
+            await asyncio.wait_for(self.audio_queue.drained.wait(), END_AUDIO_S)
+        except asyncio.TimeoutError:  # no audio track, or it is not pulled
+            pass
+        await self.close()
+
     async def _state_changed(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
             await self.close()

@@ -27,6 +27,7 @@ class PacketQueue(Generic[T]):
         self._items: collections.deque = collections.deque()
         self._ready = asyncio.Event()
         self.finished = False
+        self.drained = asyncio.Event()  # set once finished and everything was taken
 
     def put(self, item: T) -> None:
         self._items.append(item)
@@ -46,6 +47,7 @@ class PacketQueue(Generic[T]):
         """The next item; MediaStreamError once finished and drained."""
         while not self._items:
             if self.finished:
+                self.drained.set()
                 raise MediaStreamError("the session's stream ended")
             self._ready.clear()
             await self._ready.wait()
