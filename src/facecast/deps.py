@@ -17,6 +17,7 @@ FIXES = {
     "mediapipe": f"pip install --no-deps {MEDIAPIPE}  (or scripts/install.sh)",
     "fastapi": 'pip install "facecast[server]"',
     "uvicorn": 'pip install "facecast[server]"',
+    "ray": 'pip install "facecast[ray]"',
 }
 
 

@@ -66,7 +66,7 @@ class WebrtcNamespace:
 
     holder_pid: int
     inode: int  # identifies the namespace: equal /proc/<pid>/ns/net inodes mean the same one
-    addresses: tuple[str, str] = ADDRESSES
+    addresses: tuple[str, ...] = ADDRESSES
 
     def contains(self, pid: int) -> bool:
         """Whether process `pid` is in this namespace (False when it has exited)."""
@@ -87,13 +87,21 @@ def _libc_setns(fd: int) -> None:
         raise NamespaceUnavailable(f"setns(CLONE_NEWNET) failed: {os.strerror(errno)} (errno {errno})")
 
 
-def _start_holder() -> subprocess.Popen:
+# Loopback only (Ray): nothing but `lo`, so no packet can leave and no address but 127.0.0.1 exists.
+_LOOPBACK_SETUP = """set -e
+ip link set lo up
+echo ready
+read -r _ || true
+"""
+
+
+def _start_holder(script: str = _SETUP) -> subprocess.Popen:
     if os.geteuid() != 0:
         raise NamespaceUnavailable("making a network namespace needs root (CAP_SYS_ADMIN + CAP_NET_ADMIN)")
     for tool in ("unshare", "ip"):
         if shutil.which(tool) is None:
             raise NamespaceUnavailable(f"`{tool}` is not installed (util-linux / iproute2)")
-    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", _SETUP], stdin=subprocess.PIPE,
+    holder = subprocess.Popen(["unshare", "--net", "sh", "-c", script], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     # readline() blocks, so a timer kills a holder that never answers; EOF then ends the wait.
     timer = threading.Timer(READY_TIMEOUT_S, holder.kill)
@@ -134,7 +142,25 @@ def webrtc_namespace() -> Iterator[WebrtcNamespace]:
     namespace. Raises NamespaceUnavailable with the reason when it cannot be made or entered.
     Must be left from the thread that entered it (a `with` block always is).
     """
-    holder = _start_holder()
+    with _entered(_start_holder()) as ns:
+        yield ns
+
+
+@contextmanager
+def loopback_namespace() -> Iterator[WebrtcNamespace]:
+    """Run the block with the calling thread inside a fresh namespace holding only `lo` (up).
+
+    For Ray, which binds the machine's non-loopback address even when told 127.0.0.1 and probes a
+    public address for its own IP: inside, 127.0.0.1 is all there is and nothing can leave.
+    `addresses` of the yielded namespace is ("127.0.0.1",). Same rules as webrtc_namespace().
+    """
+    with _entered(_start_holder(_LOOPBACK_SETUP), ("127.0.0.1",)) as ns:
+        yield ns
+
+
+@contextmanager
+def _entered(holder: subprocess.Popen, addresses: tuple[str, ...] = ADDRESSES) -> Iterator[WebrtcNamespace]:
+    """Enter the calling thread into the holder's namespace for the block; stop the holder after."""
     original = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     thread = threading.get_native_id()
     try:
@@ -145,7 +171,7 @@ def webrtc_namespace() -> Iterator[WebrtcNamespace]:
         finally:
             os.close(target)
         try:
-            yield WebrtcNamespace(holder_pid=holder.pid, inode=inode)
+            yield WebrtcNamespace(holder_pid=holder.pid, inode=inode, addresses=addresses)
         finally:
             if threading.get_native_id() != thread:
                 raise RuntimeError("webrtc_namespace() left from another thread than the one that entered it")

@@ -30,10 +30,11 @@ fragmented MP4 (H.264 + AAC) while it is generated; live sessions take 16-bit PC
 HttpOnly cookie that authenticates its own same-origin requests)."""
 
 
-def create_app(settings: ServerSettings | None = None) -> FastAPI:
-    """The application; nothing heavy happens until it starts (lifespan)."""
+def create_app(settings: ServerSettings | None = None, home: str = "") -> FastAPI:
+    """The application; nothing heavy happens until it starts (lifespan). `home`: this process's
+    name among several serving one API (a Ray Serve replica), which prefixes its session ids."""
     settings = settings or ServerSettings.from_env()
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, home)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

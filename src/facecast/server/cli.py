@@ -39,6 +39,16 @@ def add_commands(sub) -> None:
                                                        "(GPU; weights from FACECAST_MUSETALK_DIR)")
     p.add_argument("--no-warmup", action="store_true", help="skip the warm-up at start")
     p.add_argument("--log-level", default="info", help="uvicorn log level (default info)")
+    ray = p.add_argument_group("Ray Serve (the ray extra; docs/scaling.md)")
+    ray.add_argument("--ray", action="store_true", help="serve through Ray Serve replicas on a local Ray instance")
+    ray.add_argument("--ray-address", default=None, metavar="ADDR", help="deploy onto the Ray cluster at ADDR "
+                                                                          "(implies --ray)")
+    ray.add_argument("--replicas", default="1", metavar="N|MIN:MAX", help="replicas: a number, or autoscaling "
+                                                                           "bounds on active sessions (default 1)")
+    ray.add_argument("--replica-cpus", type=float, default=1.0, help="CPUs one replica reserves (default 1)")
+    ray.add_argument("--replica-gpus", type=float, default=0.0, help="GPUs one replica reserves, e.g. 0.25")
+    ray.add_argument("--drain", type=float, default=300.0, help="seconds a replica being stopped waits for its "
+                                                                 "sessions to end (default 300)")
     p.set_defaults(run=run_serve)
 
 
@@ -63,6 +73,10 @@ def run_serve(args) -> int:
     if settings.host not in (LOOPBACK, "localhost", "::1") and settings.token is None:
         print(f"facecast: warning: listening on {settings.host} without FACECAST_API_TOKEN: anyone who can reach "
               "this address can use the server")
+    if args.ray or args.ray_address:
+        from facecast.server.ray.options import run_from_args
+
+        return run_from_args(args, settings)
     install_log_redaction()  # before uvicorn.run: its dictConfig replaces handlers but keeps logger filters
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=args.log_level,
                 ws_max_size=settings.max_chunk_bytes + WS_FRAME_SLACK, timeout_graceful_shutdown=5)

@@ -99,6 +99,9 @@ class StatsOut(BaseModel):
                                    "(receive -> send) and per-stage latency (decode, landmarks, warp, encode) "
                                    "p50/p95/p99 in ms, delivered frames/s, and each running session's queue "
                                    "depths, drops and refusals.")
+    cluster: dict | None = Field(None, description="Only on Ray Serve (`facecast serve --ray`): `replicas` (each "
+                                                   "replica's id, active sessions, frames/s, counters, memory, age "
+                                                   "of its report) and `totals` over all of them.")
 
 
 class WebRtcOfferIn(BaseModel):

@@ -22,13 +22,14 @@ from facecast.streaming.telemetry import PORTRAIT_WINDOW, Telemetry
 log = logging.getLogger(__name__)
 
 REAP_EVERY_S = 0.5  # s between sweeps for sessions without readers
+DRAIN_CHECK_S = 0.25  # s between checks for the last session while draining
 WARMUP_TEXT = "Hello, warming up."
 
 
 class Runtime:
     """The server's long-lived state; `await start()` before serving, `await close()` after."""
 
-    def __init__(self, settings: ServerSettings):
+    def __init__(self, settings: ServerSettings, home: str = ""):
         self.settings = settings
         self.telemetry = Telemetry()  # speech sessions, renders, uploads
         self.live_telemetry = Telemetry(PORTRAIT_WINDOW)  # live-portrait sessions (/ws/live)
@@ -37,10 +38,12 @@ class Runtime:
         # keep a session from starting.
         self.executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="facecast-work")
         self.quick = ThreadPoolExecutor(max_workers=settings.quick_workers, thread_name_prefix="facecast-quick")
-        self.sessions = SessionManager(settings, self.telemetry)
+        self.sessions = SessionManager(settings, self.telemetry, home)  # home: a replica's name (Ray Serve)
+        self.cluster = None  # on Ray Serve: the other replicas' /stats (facecast.server.ray.stats.StatsBoard)
         self.avatars: AvatarStore | None = None
         self.started = time.monotonic()
         self.ready = False
+        self.drain_s = 0.0  # s close() waits for sessions to end first (a Ray Serve replica being scaled down)
         self.generate_slots = asyncio.Semaphore(settings.generate_concurrency)
         self._reaper: asyncio.Task | None = None
 
@@ -65,12 +68,21 @@ class Runtime:
         self.ready = True
 
     async def close(self) -> None:
+        if self.drain_s > 0:
+            await self._drain(self.drain_s)
         if self._reaper is not None:
             self._reaper.cancel()
         sessions = self.sessions.stop_all()
         await self.run_quick(_join_all, sessions, 5.0)
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.quick.shutdown(wait=False, cancel_futures=True)
+
+    async def _drain(self, timeout: float) -> None:
+        """Take no new sessions, and wait until the running ones end or `timeout` s pass."""
+        self.sessions.draining = True
+        deadline = time.monotonic() + timeout
+        while self.sessions.active() and time.monotonic() < deadline:
+            await asyncio.sleep(DRAIN_CHECK_S)
 
     def _load_default(self) -> None:
         from facecast.demo import demo_portrait

@@ -15,7 +15,7 @@ from facecast.avatar.model import Avatar
 from facecast.audio.tts import Speech
 from facecast.errors import NotFound
 from facecast.lipsync.base import LipsyncBackend, get_backend
-from facecast.errors import Unavailable
+from facecast.errors import StreamGone, Unavailable
 from facecast.server.settings import ServerSettings
 from facecast.streaming.session import Session
 from facecast.streaming.telemetry import Telemetry
@@ -25,10 +25,18 @@ from facecast.transports.webrtc.output import WebRtcOutput, attach_webrtc
 
 
 class SessionManager:
-    """Sessions by id (secrets.token_urlsafe). Thread-safe."""
+    """Sessions by id (secrets.token_urlsafe). Thread-safe.
 
-    def __init__(self, settings: ServerSettings, telemetry: Telemetry):
+    `home`: a replica's name when several processes serve one API (Ray Serve): every id is then
+    `<home>.<token>`, so a router sends each request of a session to the process that holds it
+    (facecast.server.ray.affinity), and an id of another home that arrives here is a session whose
+    process is gone (410).
+    """
+
+    def __init__(self, settings: ServerSettings, telemetry: Telemetry, home: str = ""):
         self.settings, self.telemetry = settings, telemetry
+        self.home = home
+        self.draining = False  # set when this process is being stopped: no new sessions
         self._sessions: dict[str, Session] = {}
         self._lock = threading.Lock()
         self._backend_lock = threading.Lock()  # apart from _lock: create() asks for a backend under _lock
@@ -48,12 +56,14 @@ class SessionManager:
     def create(self, avatar: Avatar, avatar_id: str, *, live: bool, sample_rate: int,
                first: Speech | None, created_at: float) -> Session:
         """Start a session; Unavailable (503) when max_sessions are generating."""
+        if self.draining:
+            raise Unavailable("this server is shutting down and takes no new sessions; try again")
         with self._lock:
             active = sum(1 for s in self._sessions.values() if s.alive)
             if active >= self.settings.max_sessions:
                 raise Unavailable(f"{active} sessions are generating, the limit is {self.settings.max_sessions} "
                                   "(FACECAST_MAX_SESSIONS); close one (DELETE /sessions/{id}) or try again later")
-            sid = secrets.token_urlsafe(12)
+            sid = f"{self.home}.{secrets.token_urlsafe(12)}" if self.home else secrets.token_urlsafe(12)
             session = Session(sid, avatar, avatar_id, self.backend(), live=live, sample_rate=output_rate(sample_rate),
                               settings=self.settings.stream, telemetry=self.telemetry, created_at=created_at)
             attach_fmp4(session)
@@ -66,6 +76,9 @@ class SessionManager:
     def get(self, sid: str) -> Session:
         with self._lock:
             session = self._sessions.get(sid) if isinstance(sid, str) else None
+        if session is None and self.home and isinstance(sid, str) and not sid.startswith(self.home + "."):
+            raise StreamGone(f"session {sid!r:.60} belongs to a server process that is gone (it stopped or "
+                             "failed); start a new session")
         if session is None:
             raise NotFound(f"session {sid!r:.60} does not exist (it may have ended: sessions without a "
                            f"reader end after {self.settings.session_grace_s:g} s)")
@@ -110,6 +123,11 @@ class SessionManager:
         """A session and its WebRTC output (NotFound when there is no such session)."""
         session = self.get(sid)
         return session, session.output.sink("webrtc")
+
+    def active(self) -> int:
+        """Sessions generating now."""
+        with self._lock:
+            return sum(1 for s in self._sessions.values() if s.alive)
 
     def all(self) -> list[Session]:
         with self._lock:

@@ -29,6 +29,14 @@ async def health(rt: Runtime = Depends(get_runtime)) -> dict:
 async def stats(rt: Runtime = Depends(get_runtime)) -> dict:
     """Per-stage latency p50/p95/p99, frames/s, queue depths, sessions, cache hits, memory, and the
     live-portrait loop's telemetry."""
+    out = local_stats(rt)
+    if rt.cluster is not None:  # Ray Serve: every replica's numbers and their totals
+        out["cluster"] = await rt.cluster.collect(out)
+    return out
+
+
+def local_stats(rt: Runtime) -> dict:
+    """This process's /stats."""
     snap = rt.telemetry.snapshot()
     sessions = [session_out(s) for s in rt.sessions.all()]
     counters = snap["counters"]

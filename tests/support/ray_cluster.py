@@ -1,0 +1,120 @@
+"""A local Ray cluster with facecast deployed on Ray Serve, inside a loopback-only network namespace.
+
+Ray binds the machine's non-loopback address even when told 127.0.0.1 and probes a public address
+for its own IP; inside a namespace that holds only `lo` neither can happen and nothing leaves the
+machine. Ray's start-up takes seconds, so a test run shares one cluster (a package- or
+session-scoped fixture) and every test deploys onto it.
+
+    with ray_serve(data_dir, replicas=2) as cluster:     # the calling thread is in the namespace
+        httpx.get(cluster.url + "/health")
+        cluster.replica_pids()                          # {replica id: pid}
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+
+from support.netns import loopback_namespace
+from support.server_process import free_port
+
+READY_TIMEOUT_S = 240.0  # s for Ray, Serve and every replica's start (imports, default avatar) on 2 busy cores
+CLUSTER_CPUS = 4  # logical CPUs Ray may hand out: two replicas, the batch tasks' workers and spare
+
+
+@dataclass
+class RayServe:
+    """The running cluster: where Serve listens and what is deployed."""
+
+    url: str
+    port: int
+    data_dir: Path
+    options: object = None
+    settings: object = None
+    extra: dict = field(default_factory=dict)
+
+    def replicas(self) -> dict[str, int]:
+        """{replica unique id: pid} of the replicas that reported in the last 3 s (facecast's stats
+        board: Ray's state API needs the dashboard, which this cluster does not start)."""
+        import ray
+
+        from facecast.server.ray.stats import board_handle
+
+        board = board_handle()
+        return {r["replica"]: r["pid"] for r in ray.get(board.fresh.remote())}
+
+    def kill_replica(self, replica: str) -> int:
+        """SIGKILL one replica's process (a crash, not a graceful stop); returns its pid."""
+        pid = self.replicas()[replica]
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def deploy(self, options=None, settings=None, timeout: float = READY_TIMEOUT_S) -> None:
+        """(Re)deploy facecast with these options and wait until every replica is up."""
+        from ray import serve
+
+        from facecast.server.ray.deployment import APP_NAME, facecast_app
+
+        self.options = options or self.options
+        self.settings = settings or self.settings
+        serve.run(facecast_app(self.settings, self.options), name=APP_NAME, route_prefix="/", blocking=False)
+        self.wait_replicas(self.options.min_replicas, timeout)
+
+    def wait_replicas(self, count: int, timeout: float = READY_TIMEOUT_S) -> None:
+        """Wait until `count` replicas run and the app answers /health through the proxy."""
+        from ray import serve
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status = serve.status().applications.get("facecast")
+            if status is not None and status.status == "RUNNING":
+                dep = status.deployments["facecast"]
+                running = dep.replica_states.get("RUNNING", 0)
+                if running == count and sum(dep.replica_states.values()) == count and self._healthy():
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"facecast did not reach {count} running replicas in {timeout:g} s: {serve.status()}")
+
+    def _healthy(self) -> bool:
+        try:
+            return httpx.get(self.url + "/health", timeout=2.0).json().get("status") == "ok"
+        except (httpx.HTTPError, ValueError):
+            return False
+
+
+@contextmanager
+def ray_serve(data_dir: Path, *, replicas: int = 2, sessions: int = 4, replica_cpus: float = 0.5,
+              warmup: bool = False) -> Iterator[RayServe]:
+    """A loopback-only namespace, a local Ray instance in it, Serve on a free port and facecast
+    deployed with `replicas` replicas; all torn down on exit."""
+    import ray
+    from ray import serve
+
+    from facecast.server.ray.deployment import APP_NAME, ReplicaOptions
+    from facecast.server.settings import ServerSettings
+
+    with loopback_namespace():
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+        port = free_port()
+        ray.init(num_cpus=CLUSTER_CPUS, include_dashboard=False, namespace=APP_NAME, _node_ip_address="127.0.0.1",
+                 log_to_driver=False)
+        try:
+            serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"log_level": "WARNING"})
+            cluster = RayServe(url=f"http://127.0.0.1:{port}", port=port, data_dir=data_dir)
+            settings = ServerSettings(data_dir=data_dir, warmup=warmup, session_grace_s=5.0)
+            cluster.deploy(ReplicaOptions(sessions=sessions, min_replicas=replicas, max_replicas=replicas,
+                                          num_cpus=replica_cpus, drain_s=30.0), settings)
+            yield cluster
+        finally:
+            try:
+                serve.shutdown()
+            finally:
+                ray.shutdown()
