@@ -14,7 +14,8 @@ from facecast.server.security import request_token
 
 router = APIRouter(include_in_schema=False)
 
-STATIC = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
+STATIC = {"app.js": "text/javascript; charset=utf-8", "call.js": "text/javascript; charset=utf-8",
+          "style.css": "text/css; charset=utf-8"}
 TOKEN_MARK = "{{token_query}}"
 
 
