@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the hashed lock files that scripts/install.sh installs with --require-hashes:
 #   requirements/lock.txt        scripts/install.sh          (runtime: base + server, and mediapipe)
-#   requirements/lock-test.txt   scripts/install.sh --test   (plus test, test-gpu, test-web)
+#   requirements/lock-test.txt   scripts/install.sh --test   (plus test, test-gpu, test-web, test-ray)
 # Needs pip-tools (pip-compile) in $PIP_TOOLS_VENV (default /tmp/pip-tools, made when missing) and
 # the pip configuration this machine has: torch==2.13.0 resolves to the local CPU wheel (find-links).
 # mediapipe cannot be resolved (its metadata pulls jax and the GUI OpenCV): its pinned wheel is
@@ -36,6 +36,6 @@ append_mediapipe() {
 compile requirements/lock.txt requirements/base.txt requirements/server.txt
 append_mediapipe requirements/lock.txt
 compile requirements/lock-test.txt requirements/base.txt requirements/server.txt requirements/test.txt \
-  requirements/test-gpu.txt requirements/test-web.txt
+  requirements/test-gpu.txt requirements/test-web.txt requirements/test-ray.txt
 append_mediapipe requirements/lock-test.txt
 echo "wrote requirements/lock.txt and requirements/lock-test.txt"

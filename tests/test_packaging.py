@@ -88,10 +88,10 @@ def test_the_demo_portrait_is_small_package_data():
 
 
 @pytest.mark.parametrize("lock, sources", [("lock", ["base", "server"]),
-                                           ("lock-test", ["base", "server", "test", "test-gpu", "test-web"])])
+                                           ("lock-test", ["base", "server", "test", "test-gpu", "test-web", "test-ray"])])
 def test_the_locks_pin_and_hash_everything(lock, sources):
     text = (REQUIREMENTS / f"{lock}.txt").read_text()
-    entries = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\\n((?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)",
+    entries = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+) \\\n((?:\s+--hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)",
                          text, re.M)
     pinned = {canonical(name) for name, _, _ in entries}
     requirements = [line for line in text.splitlines() if line and not line.startswith((" ", "#"))]
