@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc.exceptions import OperationError
 from aiortc.sdp import SessionDescription
 
 from facecast.errors import InvalidArgument
@@ -101,6 +102,10 @@ class Peer:
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             await self.pc.setLocalDescription(await self.pc.createAnswer())
+        except OperationError as exc:  # aiortc: no codec of ours in a media section
+            raise InvalidArgument(f"the SDP offer cannot be answered ({exc}): it has no codec in common with "
+                                  "facecast, which sends H.264 (packetization-mode=1) or VP8 video and Opus "
+                                  "audio") from None
         except (ValueError, KeyError, IndexError) as exc:
             raise InvalidArgument(f"the SDP offer cannot be answered: {exc}") from None
         self.codec = _answered_codec(self.pc.localDescription.sdp)
