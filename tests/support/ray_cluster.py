@@ -91,7 +91,7 @@ class RayServe:
 
 @contextmanager
 def ray_serve(data_dir: Path, *, replicas: int = 2, sessions: int = 4, replica_cpus: float = 0.5,
-              warmup: bool = False) -> Iterator[RayServe]:
+              warmup: bool = False, grace_s: float = 15.0) -> Iterator[RayServe]:
     """A loopback-only namespace, a local Ray instance in it, Serve on a free port and facecast
     deployed with `replicas` replicas; all torn down on exit."""
     import ray
@@ -109,7 +109,7 @@ def ray_serve(data_dir: Path, *, replicas: int = 2, sessions: int = 4, replica_c
         try:
             serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config={"log_level": "WARNING"})
             cluster = RayServe(url=f"http://127.0.0.1:{port}", port=port, data_dir=data_dir)
-            settings = ServerSettings(data_dir=data_dir, warmup=warmup, session_grace_s=5.0)
+            settings = ServerSettings(data_dir=data_dir, warmup=warmup, session_grace_s=grace_s)
             cluster.deploy(ReplicaOptions(sessions=sessions, min_replicas=replicas, max_replicas=replicas,
                                           num_cpus=replica_cpus, drain_s=30.0), settings)
             yield cluster

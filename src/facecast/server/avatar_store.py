@@ -45,12 +45,16 @@ class AvatarStore:
         self._prepare_lock = threading.Lock()  # one preparation at a time (the face mesh is heavy)
         self._loaded: LRU[str, Avatar] = LRU(LOADED_AVATARS)
         self._entries, self.default_id = self._read_index()
+        self._deleted: set[str] = set()  # ids deleted here, kept out when merging the index on disk
 
     # -- queries ----------------------------------------------------------------------------
     def entry(self, avatar_id: str) -> dict:
         """The public record of an avatar; NotFound for unknown ids."""
         with self._lock:
             found = self._entries.get(avatar_id) if isinstance(avatar_id, str) else None
+            if found is None and isinstance(avatar_id, str):
+                self._merge_disk()
+                found = self._entries.get(avatar_id)
             if found is None:
                 raise NotFound(f"avatar {_shown(avatar_id)} does not exist")
             return self._public(avatar_id, found)
@@ -130,6 +134,7 @@ class AvatarStore:
             if avatar_id == self.default_id:
                 raise Conflict(f"avatar {_shown(avatar_id)} is the default avatar and cannot be deleted")
             del self._entries[avatar_id]
+            self._deleted.add(avatar_id)
             self._write_index()
             if any(e["key"] == key for e in self._entries.values()):
                 return
@@ -150,6 +155,9 @@ class AvatarStore:
     def _key(self, avatar_id: str) -> str:
         with self._lock:
             entry = self._entries.get(avatar_id) if isinstance(avatar_id, str) else None
+            if entry is None and isinstance(avatar_id, str):  # added by another process sharing the data dir
+                self._merge_disk()
+                entry = self._entries.get(avatar_id)
             if entry is None:
                 raise NotFound(f"avatar {_shown(avatar_id)} does not exist")
             return entry["key"]
@@ -214,9 +222,24 @@ class AvatarStore:
         except (ValueError, AttributeError):
             return {}, None  # a damaged index: start empty, sources stay on disk
 
+    def _merge_disk(self) -> None:
+        """Take in avatars other processes sharing this data dir (Ray Serve replicas) registered.
+        Call with the lock held."""
+        entries, default = self._read_index()
+        for avatar_id, entry in entries.items():
+            if avatar_id not in self._deleted:
+                self._entries.setdefault(avatar_id, entry)
+        self.default_id = self.default_id or default
+
     def _write_index(self) -> None:
-        atomic_write(self.index_file, json.dumps({"avatars": self._entries, "default": self.default_id},
-                                                  indent=1).encode())
+        """Write the index, merged with what other processes wrote (under an exclusive file lock)."""
+        import fcntl
+
+        with open(self.dir / "avatars.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            self._merge_disk()
+            atomic_write(self.index_file, json.dumps({"avatars": self._entries, "default": self.default_id},
+                                                      indent=1).encode())
 
 
 def _display_name(name: str | None) -> str:

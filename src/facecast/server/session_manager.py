@@ -76,7 +76,7 @@ class SessionManager:
     def get(self, sid: str) -> Session:
         with self._lock:
             session = self._sessions.get(sid) if isinstance(sid, str) else None
-        if session is None and self.home and isinstance(sid, str) and not sid.startswith(self.home + "."):
+        if session is None and self.home and isinstance(sid, str) and "." in sid and not sid.startswith(self.home + "."):
             raise StreamGone(f"session {sid!r:.60} belongs to a server process that is gone (it stopped or "
                              "failed); start a new session")
         if session is None:
