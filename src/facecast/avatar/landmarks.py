@@ -14,9 +14,9 @@ from facecast.compose import safe_crop
 os.environ.setdefault("GLOG_minloglevel", "2")  # keep mediapipe's C++ logging quiet
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from facecast.deps import require  # noqa: E402
+from facecast.deps import require_mediapipe  # noqa: E402
 
-mp = require("mediapipe")
+mp = require_mediapipe()
 
 N_LANDMARKS = 478
 MAX_FACES = 8  # faces the mesh looks for when a frame shows several
