@@ -14,7 +14,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
 from facecast.transports.webrtc.encoder import OPUS_FRAME, OPUS_RATE, AudioEncoder, VideoEncoder
 from facecast.transports.webrtc.playout import Playout
-from facecast.transports.webrtc.tracks import AudioPacketTrack, PacketQueue, VideoPacketTrack
+from facecast.transports.webrtc.tracks import (SENDER_NTP, SENDER_RTP, AudioPacketTrack, PacketQueue,
+                                                VideoPacketTrack, restamp)
 
 FPS = 25
 TEN_MINUTES = 600 * FPS  # frames
@@ -168,3 +169,36 @@ def test_tracks_return_the_sessions_packets_in_order_with_their_timestamps():
     assert [p.pts for p in got_audio] == [-312 + 960 * k for k in range(len(got_audio))]
     assert all(p.time_base == Fraction(1, OPUS_RATE) for p in got_audio)
     assert abs(len(got_audio) * 0.02 - TEN_MINUTES / FPS) <= 0.02
+
+
+def test_sender_reports_carry_the_playout_time_of_a_late_packet():
+    """A packet that left 200 ms after it was due is reported at its due time: the sender report's
+    NTP time moves back by those 200 ms, so the other track's mapping still agrees with it."""
+    from aiortc import clock
+
+    now = FakeTime()
+    playout = Playout(delay=0.0, resync_s=0.3, max_ahead_s=None, now=now)
+    playout.start(0.0)
+
+    class Sender:  # the two fields aiortc's RTCRtpSender sets after each packet it sends
+        pass
+
+    sender = Sender()
+    setattr(sender, SENDER_RTP, 123456)
+    now.t += 1.2  # the packet of stream time 1.0 s left 200 ms late
+    setattr(sender, SENDER_NTP, clock.current_ntp_time())
+    before = clock.current_ntp_time()
+    restamp(sender, playout, 1.0)
+    after = clock.current_ntp_time()
+    late = 0.2 * (1 << 32)
+    assert before - late - 2 ** 26 <= getattr(sender, SENDER_NTP) <= after - late + 2 ** 26  # +- 16 ms
+
+
+def test_aiortc_still_keeps_the_report_fields_this_relies_on():
+    import inspect
+
+    from aiortc.rtcrtpsender import RTCRtpSender
+
+    source = inspect.getsource(RTCRtpSender)
+    for field in (SENDER_NTP, SENDER_RTP):
+        assert f"self.{field.split('RTCRtpSender')[1]}" in source, f"aiortc no longer has {field}"

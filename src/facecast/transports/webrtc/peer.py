@@ -52,7 +52,7 @@ class PeerSettings:
 
     delay: float = 0.03
     resync_s: float = 0.3
-    max_ahead_s: float | None = 0.5
+    max_ahead_s: float | None = 0.25
     max_video_frames: int = 50
 
 
@@ -97,8 +97,9 @@ class Peer:
         video = self.pc.addTransceiver(self.video, direction="sendonly")
         capabilities = RTCRtpSender.getCapabilities("video").codecs
         video.setCodecPreferences([c for name in PREFERRED for c in capabilities if c.mimeType == name])
+        self.video.sender = video.sender
         if "audio" in kinds:
-            self.pc.addTransceiver(self.audio, direction="sendonly")
+            self.audio.sender = self.pc.addTransceiver(self.audio, direction="sendonly").sender
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             await self.pc.setLocalDescription(await self.pc.createAnswer())
