@@ -36,6 +36,6 @@ append_mediapipe() {
 compile requirements/lock.txt requirements/base.txt requirements/server.txt
 append_mediapipe requirements/lock.txt
 compile requirements/lock-test.txt requirements/base.txt requirements/server.txt requirements/test.txt \
-  requirements/test-gpu.txt requirements/test-web.txt requirements/test-ray.txt
+  requirements/test-gpu.txt requirements/test-web.txt requirements/test-ray.txt requirements/test-agents.txt
 append_mediapipe requirements/lock-test.txt
 echo "wrote requirements/lock.txt and requirements/lock-test.txt"

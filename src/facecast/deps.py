@@ -20,6 +20,8 @@ FIXES = {
     "fastapi": 'pip install "facecast[server]"',
     "uvicorn": 'pip install "facecast[server]"',
     "ray": 'pip install "facecast[ray]"',
+    "pipecat": 'pip install "facecast[pipecat]"',
+    "livekit": 'pip install "facecast[livekit]"',
 }
 
 
