@@ -9,6 +9,7 @@ it runs in real time, idles between utterances, and never buffers more than max_
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,8 @@ class AvatarOptions:
     (e.g. "musetalk", {"model_dir": "models/"}). size: longest side of the output in px (a file
     is prepared at most this large; None: the default, 1024 px at most). fps: output frames per second. sample_rate: rate (Hz)
     of the audio the avatar gives back with its frames. max_queued_s: speech (s) it holds at most.
+    end_after_silence_s: an utterance that gets no audio for this long ends by itself; None: only
+    end_utterance() or interrupt() end it (for frameworks that mark every end, e.g. LiveKit).
     """
 
     avatar: str | Path | None = None
@@ -45,6 +48,7 @@ class AvatarOptions:
     fps: int = 25
     sample_rate: int = 24_000
     max_queued_s: float = 60.0
+    end_after_silence_s: float | None = 0.5
 
     def __post_init__(self) -> None:
         if not 1 <= self.fps <= 60:
@@ -53,6 +57,8 @@ class AvatarOptions:
             raise InvalidArgument(f"sample_rate={self.sample_rate!r}: give 8000..96000 Hz")
         if self.max_queued_s <= 0:
             raise InvalidArgument(f"max_queued_s={self.max_queued_s!r} must be positive")
+        if self.end_after_silence_s is not None and self.end_after_silence_s <= 0:
+            raise InvalidArgument(f"end_after_silence_s={self.end_after_silence_s!r}: give seconds > 0, or None")
 
 
 def load(options: AvatarOptions) -> tuple[Avatar, str]:
@@ -82,7 +88,9 @@ class LiveAvatar:
         avatar, name = await loop.run_in_executor(None, load, self.options)
         backend = await loop.run_in_executor(None, lambda: get_backend(self.options.backend,
                                                                          **self.options.backend_options))
-        settings = StreamSettings(fps=self.options.fps, max_queued_s=self.options.max_queued_s)
+        silence_end = self.options.end_after_silence_s
+        settings = StreamSettings(fps=self.options.fps, max_queued_s=self.options.max_queued_s,
+                                  live_silence_end_s=math.inf if silence_end is None else silence_end)
         self.session = Session(f"agent-{id(self):x}", avatar, name, backend, live=True,
                                sample_rate=self.options.sample_rate, settings=settings, telemetry=self.telemetry,
                                created_at=time.monotonic())
@@ -95,13 +103,15 @@ class LiveAvatar:
         return self._session().avatar.size
 
     # -- speech in --------------------------------------------------------------------------------
-    async def push_audio(self, samples: np.ndarray, rate: int) -> None:
+    async def push_audio(self, samples: np.ndarray, rate: int, *, drop_on_interrupt: bool = False) -> None:
         """Queue speech: (n,) float32 mono in [-1, 1] at `rate` Hz (resampled). Waits while the
-        avatar holds max_queued_s of speech already (back-pressure; it is never dropped)."""
+        avatar holds max_queued_s of speech already (back-pressure; it is never dropped, unless
+        drop_on_interrupt and an interrupt() comes while it waits: then it is speech of the past)."""
         session = self._session()
         samples = np.ascontiguousarray(samples, np.float32).reshape(-1)
         if not len(samples):
             return
+        epoch = session.epoch
         while not session.push_pcm(samples, rate):
             if not session.alive:
                 raise RuntimeError(f"the avatar session ended ({session.state}: {session.error})")
@@ -111,6 +121,8 @@ class LiveAvatar:
                 await asyncio.wait_for(bell.get(), ROOM_WAIT_S)
             except asyncio.TimeoutError:
                 pass
+            if drop_on_interrupt and session.epoch != epoch:
+                return
 
     def end_utterance(self) -> None:
         """The utterance is complete: its last frames are shown without waiting for more audio."""

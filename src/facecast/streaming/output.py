@@ -33,7 +33,10 @@ class MediaBatch:
     (a clip's audio may run a little ahead of its frames; a live stream's matches them);
     speech: any frame shows speech (else idle); arrivals: time.monotonic() s at which the live
     PCM chunks first shown here arrived; interrupt_at: time.monotonic() s of the interrupt this
-    batch answers (its first frame has a closed mouth), or None.
+    batch answers (its first frame has a closed mouth), or None; utterances_shown: utterances
+    shown to their last frame up to and including this batch (a running count: a reader that
+    lost batches still sees every end; interrupted utterances are not counted); utterance: the
+    frames are taken from an utterance (speech and its pauses; a batch never mixes), else idle.
     """
 
     first_frame: int
@@ -45,6 +48,8 @@ class MediaBatch:
     speech: bool = False
     arrivals: tuple[float, ...] = ()
     interrupt_at: float | None = None
+    utterances_shown: int = 0
+    utterance: bool = False
 
     @property
     def pts_s(self) -> float:

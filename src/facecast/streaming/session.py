@@ -168,6 +168,11 @@ class Session(WorkerSession):
                 self._room_bells.append(bell)
 
     @property
+    def epoch(self) -> int:
+        """Interrupts so far: speech sent under an older epoch is dropped."""
+        return self._epoch
+
+    @property
     def queued_s(self) -> float:
         """Seconds of speech waiting: in commands not yet applied plus queued and not yet shown."""
         return self._queued_in + self._queued_out
@@ -308,7 +313,8 @@ class Session(WorkerSession):
         frames = render_batch(self.backend, self.avatar, taken.features, self.produced, s.fps, s.idle, s.seed)
         self.telemetry.observe("render_ms_per_frame", (time.perf_counter() - start) * 1000 / n)
         self.output.write(MediaBatch(self.produced, frames, s.fps, self.samples_out, taken.pcm, self.sample_rate,
-                                     bool(np.any(taken.features)), tuple(taken.arrivals), batch.interrupt_at))
+                                     bool(np.any(taken.features)), tuple(taken.arrivals), batch.interrupt_at,
+                                     taken.finished, taken.spoken))
         self.produced += n
         self.samples_out += len(taken.pcm)
         self.telemetry.frames(n)

@@ -50,11 +50,15 @@ class Utterance:
 
 @dataclass
 class TakenFrames:
-    """Frames taken from the queue: features (B, C), pcm (n,), live-chunk arrival times shown."""
+    """Frames taken from the queue: features (B, C), pcm (n,), live-chunk arrival times shown;
+    finished: utterances shown to their last frame so far (the queue's running count); spoken:
+    the frames come from an utterance (its pauses included), not idle."""
 
     features: np.ndarray
     pcm: np.ndarray
     arrivals: list[float]
+    finished: int = 0
+    spoken: bool = False
 
 
 class SpeechQueue:
@@ -70,6 +74,7 @@ class SpeechQueue:
         self._queue: deque[Utterance] = deque()
         self._live: FeatureStream | None = None
         self._resamplers: dict[int, StreamResampler] = {}
+        self.finished = 0  # utterances shown to their last frame (not those dropped by clear())
 
     # -- input -------------------------------------------------------------------------------
     def add_clip(self, features: np.ndarray, pcm: np.ndarray) -> None:
@@ -129,7 +134,7 @@ class SpeechQueue:
             arrivals.append(utt.marks.popleft()[1])
         _compact(utt)
         self._pop_exhausted()
-        return TakenFrames(rows, pcm, arrivals)
+        return TakenFrames(rows, pcm, arrivals, self.finished, spoken=True)
 
     @staticmethod
     def _audio_out(utt: Utterance, lead: int) -> np.ndarray:
@@ -147,7 +152,8 @@ class SpeechQueue:
     def silence(self, first_frame: int, count: int, rows: np.ndarray) -> TakenFrames:
         """Idle frames: the given closed-mouth rows (count, C) and silent audio."""
         n = sum(frame_samples(first_frame + i, self.sample_rate, self.fps) for i in range(count))
-        return TakenFrames(rows, np.zeros(n, np.float32), [])
+        self._pop_exhausted()
+        return TakenFrames(rows, np.zeros(n, np.float32), [], self.finished)
 
     # -- internals ---------------------------------------------------------------------------
     def _open_live(self) -> Utterance:
@@ -179,6 +185,7 @@ class SpeechQueue:
     def _pop_exhausted(self) -> None:
         while self._queue and self._queue[0].exhausted():
             self._queue.popleft()
+            self.finished += 1
 
 
 def _compact(utt: Utterance) -> None:
