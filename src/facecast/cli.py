@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prepare(sub)
     _add_render(sub)
     _add_demo(sub)
-    for extra in ("facecast.server.cli", "facecast.portrait.cli", "facecast.video.cli", "facecast.batch.cli"):
+    for extra in ("facecast.server.cli", "facecast.portrait.cli", "facecast.video.cli", "facecast.batch.cli",
+                  "facecast.chat.cli"):
         _add_optional(sub, extra)
     return parser
 

@@ -1,0 +1,130 @@
+// facecast chat: the browser's microphone to the server's pipeline over WebRTC, the avatar back.
+// Transceivers in the order pipecat's SmallWebRTCConnection expects: audio (sendrecv: the microphone
+// out, the avatar's voice in), then video (the avatar in). Transcript and state come as JSON
+// messages {type: "chat", role, event, text, t} on the data channel. ICE candidates are gathered
+// before the offer is sent (no trickle).
+//
+// window.chat is also the test and benchmark surface: chat.messages (each with `at`, the wall-clock
+// ms it arrived), chat.frames ({at: wall-clock ms the frame was presented, motion: mean absolute
+// change of the mouth region against the previous frame, grey levels}), chat.setMouth(x, y, w, h).
+window.chat = (() => {
+  const $ = (id) => document.getElementById(id);
+  const video = $('avatar');
+  const canvas = document.createElement('canvas');
+  const state = {pc: null, mic: null, messages: [], frames: [], mouth: null, previous: null, replyItem: null};
+  const MAX_FRAMES = 6000;  // presented frames kept for chat.frames (4 min at 25 fps)
+
+  function setState(text) { $('state').textContent = text; }
+
+  function addLine(role, text) {
+    const li = document.createElement('li');
+    li.className = role;
+    li.textContent = (role === 'user' ? 'you: ' : 'avatar: ') + text;
+    $('transcript').appendChild(li);
+    return li;
+  }
+
+  function onMessage(event) {
+    let message;
+    try { message = JSON.parse(event.data); } catch { return; }
+    if (message.type !== 'chat') return;
+    message.at = Date.now();
+    state.messages.push(message);
+    if (message.event === 'speaking') $('listening').hidden = false;
+    if (message.event === 'stopped') $('listening').hidden = true;
+    if (message.event === 'transcript') addLine('user', message.text);
+    if (message.event === 'reply') state.replyItem = addLine('avatar', message.text);
+    if (message.event === 'interrupted' && state.replyItem) state.replyItem.classList.add('interrupted');
+  }
+
+  function gathered(pc) {
+    return new Promise((resolve) => {
+      if (pc.iceGatheringState === 'complete') return resolve();
+      pc.addEventListener('icegatheringstatechange', () => {
+        if (pc.iceGatheringState === 'complete') resolve();
+      });
+    });
+  }
+
+  function watchFrames() {
+    const context = canvas.getContext('2d', {willReadFrequently: true});
+    const onFrame = (now, metadata) => {
+      if (video.videoWidth) {
+        canvas.width = video.videoWidth;
+        canvas.height = video.videoHeight;
+        context.drawImage(video, 0, 0);
+        const [x, y, w, h] = state.mouth || [0, 0, canvas.width, canvas.height];
+        const pixels = context.getImageData(x, y, w, h).data;
+        let motion = 0;
+        if (state.previous && state.previous.length === pixels.length) {
+          let sum = 0;
+          for (let i = 0; i < pixels.length; i += 4) sum += Math.abs(pixels[i + 1] - state.previous[i + 1]);
+          motion = sum / (pixels.length / 4);
+        }
+        state.previous = pixels;
+        state.frames.push({at: performance.timeOrigin + metadata.presentationTime, motion});
+        if (state.frames.length > MAX_FRAMES) state.frames.splice(0, state.frames.length - MAX_FRAMES);
+      }
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+  }
+
+  async function start() {
+    setState('starting');
+    state.mic = await navigator.mediaDevices.getUserMedia({audio: true});
+    const pc = new RTCPeerConnection({iceServers: []});
+    state.pc = pc;
+    pc.addTransceiver(state.mic.getAudioTracks()[0], {direction: 'sendrecv'});
+    pc.addTransceiver('video', {direction: 'recvonly'});
+    const channel = pc.createDataChannel('chat', {ordered: true});
+    channel.addEventListener('message', onMessage);
+    const stream = new MediaStream();
+    pc.addEventListener('track', (event) => {
+      stream.addTrack(event.track);
+      video.srcObject = stream;
+    });
+    pc.addEventListener('connectionstatechange', () => setState(pc.connectionState));
+    await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
+    const response = await fetch('/chat/offer', {
+      method: 'POST', headers: {'Content-Type': 'application/json'},
+      body: JSON.stringify({sdp: pc.localDescription.sdp, type: pc.localDescription.type}),
+    });
+    if (!response.ok) {
+      setState('refused: ' + (await response.text()));
+      stop();
+      return;
+    }
+    await pc.setRemoteDescription(await response.json());
+  }
+
+  function stop() {
+    if (state.pc) state.pc.close();
+    if (state.mic) state.mic.getTracks().forEach((track) => track.stop());
+    state.pc = state.mic = null;
+    setState('closed');
+  }
+
+  $('talk').addEventListener('click', async () => {
+    const button = $('talk');
+    if (state.pc) {
+      stop();
+      button.textContent = 'Talk';
+      button.classList.remove('on');
+      return;
+    }
+    button.textContent = 'Hang up';
+    button.classList.add('on');
+    try { await start(); } catch (error) { setState('error: ' + error.message); stop(); }
+  });
+  watchFrames();
+
+  return {
+    messages: state.messages,
+    frames: state.frames,
+    setMouth: (x, y, w, h) => { state.mouth = [x, y, w, h]; state.previous = null; },
+    state: () => (state.pc ? state.pc.connectionState : 'idle'),
+    hangUp: stop,
+  };
+})();
