@@ -1,0 +1,227 @@
+"""facecast as the face of a pipecat voice agent: `FacecastVideoService`, between the TTS and
+`transport.output()`.
+
+    pipeline = Pipeline([..., tts, FacecastVideoService(AvatarOptions(avatar="me.jpg")), transport.output()])
+
+In: the TTS's `TTSAudioRawFrame`s (any rate; the avatar resamples), `TTSStartedFrame` /
+`TTSStoppedFrame`, `InterruptionFrame` and `UserStartedSpeakingFrame` (barge-in). Out: the avatar,
+frame by frame, as `OutputImageRawFrame`s (RGB, `sync_with_audio=True`) and, for frames of speech,
+the avatar's own copy of the speech as `TTSAudioRawFrame`s (the TTS's audio is not passed on as
+well). Each image is pushed before the audio of its frame, so the output transport shows image f
+once the audio of frames < f has been written, i.e. as the audio of frame f starts.
+
+Between utterances the avatar idles (blinks, a closed mouth) and only images go out: the output
+transport fills the audio with silence itself (SmallWebRTC's track does; so does a mixer), and
+pipecat's bot-speaking detection stays what it is for any TTS: TTSAudioRawFrames start it and the
+TTSStoppedFrame ends it. Pushing the idle silence as TTS audio would keep the bot "speaking" for
+ever. The idle images go with `sync_with_audio=True` too, so they queue behind the last speech
+audio in the transport and never overtake it.
+
+The `TTSStoppedFrame` is held until the avatar has shown the utterance's last frame (at most the
+speech then queued plus `stop_timeout_s`), so it reaches the transport after the utterance's audio.
+An interruption (or the user starting to speak) empties the avatar's queue at once, drops the
+batches already made for the old speech, and the next image shows a closed mouth.
+
+The output transport needs `video_out_enabled=True`, `video_out_is_live=False` (pipecat 1.14 draws
+audio-synced images only in that mode), `video_out_framerate` = the avatar's fps and
+`video_out_width/height` = `service.size` (else every image is resized).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import numpy as np
+from loguru import logger
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InterruptionFrame,
+    OutputImageRawFrame,
+    StartFrame,
+    TTSAudioRawFrame,
+    TTSStartedFrame,
+    TTSStoppedFrame,
+    UserStartedSpeakingFrame,
+)
+from pipecat.processors.frame_processor import FrameDirection
+from pipecat.services.ai_service import AIService
+
+from facecast.agents.avatar import AvatarOptions, LiveAvatar
+from facecast.errors import InvalidArgument
+from facecast.streaming.output import MediaBatch
+from facecast.streaming.speech import frame_samples
+
+STOP_TIMEOUT_S = 2.0  # s a held TTSStoppedFrame waits beyond the speech queued when it came
+FRAME_KEY = "facecast_frame"  # image metadata: the avatar's output frame index
+AUDIO_KEY = "facecast_audio_samples"  # image metadata: speech samples this service pushed before it
+
+
+class FacecastVideoService(AIService):
+    """A local, interruptible talking avatar for pipecat pipelines (see the module docstring).
+
+    options: what the avatar looks like and how it is rendered (avatar file or prepared id, backend
+    and its options, size, fps, the rate of the audio it gives back); stop_timeout_s: how much
+    longer than the queued speech a TTSStoppedFrame is held at most.
+    """
+
+    def __init__(self, options: AvatarOptions = AvatarOptions(), *, stop_timeout_s: float = STOP_TIMEOUT_S,
+                 **kwargs):
+        if not stop_timeout_s > 0:
+            raise InvalidArgument(f"stop_timeout_s={stop_timeout_s!r} must be positive")
+        super().__init__(**kwargs)
+        # pipecat marks every end (TTSStoppedFrame) and every interruption: no end by silence, so a
+        # slow TTS (an LLM thinking between sentences) keeps one utterance and one TTSStoppedFrame.
+        self.options = dataclasses.replace(options, end_after_silence_s=None)
+        self.stop_timeout_s = stop_timeout_s
+        self.avatar: LiveAvatar | None = None
+        self._media_task: asyncio.Task | None = None
+        self._open = False  # an utterance is under way (started, or audio came) and not stopped
+        self._pushed = False  # the open utterance has sent audio to the avatar
+        self._muted = False  # the open utterance was interrupted: drop the rest of its audio
+        self._base: int | None = 0  # the avatar's shown-utterance count when _ends was reset
+        self._ends = 0  # utterances ended since then
+        self._shown = 0  # utterances shown to their end, as of the last batch out
+        self._interrupted_at: float | None = None  # time.monotonic() of an interrupt not yet answered
+        self._shown_event = asyncio.Event()
+        self._audio_out = 0  # speech samples pushed downstream
+        self.frames_out = 0  # images pushed downstream
+        self.dropped_batches = 0  # batches made before an interrupt and never shown
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) of the images, px (after start)."""
+        if self.avatar is None:
+            raise RuntimeError("the service has not started")
+        return self.avatar.size
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def start(self, frame: StartFrame):
+        await super().start(frame)
+        avatar = LiveAvatar(self.options)
+        try:
+            await avatar.start()
+        except Exception as error:  # the agent keeps its voice: TTS audio then passes through
+            await avatar.close()
+            await self.push_error(f"facecast avatar did not start ({error}); passing the TTS audio through",
+                                  exception=error)
+            return
+        self.avatar = avatar
+
+    async def stop(self, frame: EndFrame):
+        await super().stop(frame)
+        await self._close()
+
+    async def cancel(self, frame: CancelFrame):
+        await super().cancel(frame)
+        await self._close()
+
+    async def cleanup(self):
+        await super().cleanup()
+        await self._close()
+
+    async def _close(self) -> None:
+        """Stop showing and close the avatar; idempotent."""
+        if self._media_task is not None:
+            await self.cancel_task(self._media_task)
+            self._media_task = None
+        avatar, self.avatar = self.avatar, None
+        if avatar is not None:
+            await avatar.close()
+
+    # -- frames in ---------------------------------------------------------------------------------
+    async def process_frame(self, frame: Frame, direction: FrameDirection):
+        await super().process_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            await self.push_frame(frame, direction)
+            if self.avatar is not None and self._media_task is None:
+                self._media_task = self.create_task(self._show_media(), "facecast-media")
+        elif direction != FrameDirection.DOWNSTREAM or self.avatar is None:
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, (InterruptionFrame, UserStartedSpeakingFrame)):
+            if self._open or self.avatar.queued_s > 0:  # else the avatar idles already
+                self._interrupt()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, TTSStartedFrame):
+            self._open, self._muted = True, False
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, TTSAudioRawFrame):
+            await self._speak(frame)
+        elif isinstance(frame, TTSStoppedFrame):
+            await self._end(frame)
+        else:
+            await self.push_frame(frame, direction)
+
+    async def _speak(self, frame: TTSAudioRawFrame) -> None:
+        """Give the TTS audio to the avatar (not passed on: the avatar sends its own copy)."""
+        if self._muted:
+            return
+        self._open = True
+        samples = np.frombuffer(frame.audio, "<i2").astype(np.float32) / 32768.0
+        if frame.num_channels > 1:
+            samples = samples.reshape(-1, frame.num_channels).mean(axis=1)
+        if len(samples):
+            self._pushed = True
+            await self.avatar.push_audio(samples, frame.sample_rate, drop_on_interrupt=True)
+
+    async def _end(self, frame: TTSStoppedFrame) -> None:
+        """End the utterance and pass `frame` on once its last frame is out (or after the timeout)."""
+        if self._pushed and not self._muted:
+            self.avatar.end_utterance()
+            self._ends += 1
+            timeout = self.avatar.queued_s + self.stop_timeout_s
+            if not self._ended_shown():
+                self._shown_event.clear()
+                try:
+                    await asyncio.wait_for(self._shown_event.wait(), timeout)
+                except asyncio.TimeoutError:
+                    logger.warning(f"{self}: the utterance's end was not shown within {timeout:.1f} s")
+        self._open = self._pushed = self._muted = False
+        await self.push_frame(frame)
+
+    def _interrupt(self) -> None:
+        """Drop all queued speech now; batches made before are dropped as they come."""
+        self.avatar.interrupt()
+        self._interrupted_at = time.monotonic()
+        self._base, self._ends = None, 0  # known again from the batch that answers the interrupt
+        self._muted = self._open
+        self._pushed = False
+        self._shown_event.set()  # a held TTSStoppedFrame has nothing left to wait for
+
+    def _ended_shown(self) -> bool:
+        return self._base is not None and self._shown >= self._base + self._ends
+
+    # -- frames out --------------------------------------------------------------------------------
+    async def _show_media(self) -> None:
+        async for batch in self.avatar.media():
+            if self._interrupted_at is not None:
+                if batch.interrupt_at is None or batch.interrupt_at < self._interrupted_at:
+                    self.dropped_batches += 1  # made for speech the interrupt dropped
+                    continue
+                self._interrupted_at, self._base = None, batch.utterances_shown
+            await self._push_batch(batch)
+            self._shown = batch.utterances_shown
+            if self._ended_shown():
+                self._shown_event.set()
+
+    async def _push_batch(self, batch: MediaBatch) -> None:
+        """Each frame as an RGB image (audio-synced), then, in an utterance, its audio."""
+        height, width = batch.frames.shape[1:3]
+        start = 0
+        for i, frame in enumerate(batch.frames):
+            index = batch.first_frame + i
+            image = OutputImageRawFrame(np.ascontiguousarray(frame[:, :, ::-1]).tobytes(), (width, height), "RGB")
+            image.sync_with_audio = True
+            image.metadata[FRAME_KEY] = index
+            image.metadata[AUDIO_KEY] = self._audio_out
+            await self.push_frame(image)
+            self.frames_out += 1
+            end = start + frame_samples(index, batch.sample_rate, batch.fps)
+            if batch.utterance:
+                pcm = (np.clip(batch.pcm[start:end], -1.0, 1.0) * 32767).astype("<i2")
+                await self.push_frame(TTSAudioRawFrame(pcm.tobytes(), batch.sample_rate, 1))
+                self._audio_out += len(pcm)
+            start = end
