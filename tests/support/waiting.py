@@ -14,3 +14,15 @@ def within(seconds: float, condition: Callable[[], bool]) -> bool:
             return False
         time.sleep(0.005)
     return True
+
+
+async def until(seconds: float, condition: Callable[[], bool]) -> bool:
+    """within() for a test on an event loop: polls every 10 ms without blocking the loop."""
+    import asyncio
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
