@@ -72,7 +72,7 @@ class ChatServer:
         width, height = self.size
         params = TransportParams(audio_in_enabled=True, audio_in_sample_rate=IN_RATE, audio_out_enabled=True,
                                  audio_out_sample_rate=OUT_RATE, video_out_enabled=self.options.show_avatar,
-                                 video_out_is_live=True, video_out_width=width, video_out_height=height,
+                                 video_out_is_live=False, video_out_width=width, video_out_height=height,
                                  video_out_framerate=self.options.fps)
         transport = SmallWebRTCTransport(webrtc_connection=connection, params=params)
         call = self._start(connection, transport)
