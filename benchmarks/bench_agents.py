@@ -4,8 +4,9 @@ LiveKit Agents (livekit-agents 1.8, no server: livekit-agents' mock room, tests/
   livekit_pacing(path, seconds)  one utterance of `seconds` s through an AvatarRunner, in the agent's
       process (QueueAudioOutput) or as a separate avatar worker (data streams + RPCs): the pacing
       error of the published audio (wall time from its first to its last frame against the audio's
-      own duration, after the first 0.5 s that fill the source's queue; bar <= 1% over 60 s), the drift of each audio frame from its due time, the
-      published video rate, and the playback position the agent is told.
+      own duration, after the first 0.5 s that fill the source's queue; bar <= 1% over 60 s), the
+      drift of each audio frame from its due time, the published video rate during the speech, and
+      the playback position the agent is told.
 
 usage: python benchmarks/bench_agents.py [--livekit-seconds 60] [--json /tmp/bench_agents.json]
 """
@@ -37,7 +38,7 @@ async def _livekit_pacing(path: str, seconds: float) -> dict:
     from facecast.agents.avatar import AvatarOptions
     from facecast.agents.livekit import start_in_process, start_worker, use_avatar_worker
 
-    options = AvatarOptions(fps=25, sample_rate=24_000)
+    options = AvatarOptions(size=512, fps=25, sample_rate=24_000)  # the default astronaut, 512 px
     if path == "in-process":
         avatar = await start_in_process(mock_room(), options=options)
         output = avatar.audio

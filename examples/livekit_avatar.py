@@ -26,29 +26,14 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import AsyncIterator
 
-import numpy as np
 from livekit import rtc
 
 from facecast.agents.avatar import AvatarOptions
-from facecast.agents.livekit import AVATAR_IDENTITY, audio_frame, start_in_process, start_worker, use_avatar_worker
+from facecast.agents.livekit import AVATAR_IDENTITY, espeak_frames, start_in_process, start_worker, use_avatar_worker
 
 OPTIONS = AvatarOptions(avatar=os.environ.get("FACECAST_AVATAR"), size=512, fps=25, sample_rate=24_000)
 GREETING = "Hello! I am a facecast avatar, running on this machine."
-FRAME_MS = 20  # ms per audio frame handed to LiveKit
-
-
-async def spoken(text: str, rate: int = 24_000) -> AsyncIterator[rtc.AudioFrame]:
-    """`text` spoken by espeak-ng, as 20 ms LiveKit audio frames at `rate` Hz."""
-    from facecast.audio.resampling import resample
-    from facecast.audio.tts import synthesize
-
-    speech = await asyncio.get_running_loop().run_in_executor(None, synthesize, text)
-    pcm = resample(speech.audio.samples, speech.audio.sample_rate, rate)
-    step = rate * FRAME_MS // 1000
-    for i in range(0, len(pcm), step):
-        yield audio_frame(np.asarray(pcm[i: i + step], np.float32), rate)
 
 
 # -- without a server ------------------------------------------------------------------------------------
@@ -62,11 +47,11 @@ async def mock() -> None:
     avatar = await start_in_process(room, options=OPTIONS)
     output = avatar.audio  # what AgentSession.output.audio would be
     try:
-        async for frame in spoken(GREETING):
+        async for frame in espeak_frames(GREETING):
             await output.capture_frame(frame)
         output.flush()
         print("playback:", await output.wait_for_playout())
-        async for frame in spoken("This sentence is interrupted half way through, like a barge in."):
+        async for frame in espeak_frames("This sentence is interrupted half way through, like a barge in."):
             await output.capture_frame(frame)
         output.flush()
         await asyncio.sleep(1.5)
@@ -90,7 +75,7 @@ async def entrypoint(ctx) -> None:
         avatar = await start_in_process(ctx.room, session, options=OPTIONS)
         ctx.add_shutdown_callback(avatar.aclose)
     await session.start(agent=Agent(instructions="You are a friendly assistant."), room=ctx.room)
-    session.say(GREETING, audio=spoken(GREETING))
+    session.say(GREETING, audio=espeak_frames(GREETING))
 
 
 async def avatar_worker(room_name: str) -> None:

@@ -16,6 +16,7 @@ agent (playback position, interrupted). Two places to run it:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -139,6 +140,19 @@ def pcm_of(frame: rtc.AudioFrame) -> np.ndarray:
     """A LiveKit audio frame (int16, interleaved) as (n,) float32 mono in [-1, 1]."""
     samples = np.frombuffer(frame.data, dtype=np.int16).reshape(-1, frame.num_channels)
     return samples.mean(axis=1, dtype=np.float32) / INT16_SCALE
+
+
+async def espeak_frames(text: str, rate: int = 24_000, frame_ms: int = 20) -> AsyncIterator[rtc.AudioFrame]:
+    """`text` spoken by facecast's offline voice (espeak-ng) as LiveKit frames of `frame_ms` ms at
+    `rate` Hz: an agent with no TTS plugin can speak with AgentSession.say(text, audio=...)."""
+    from facecast.audio.resampling import resample
+    from facecast.audio.tts import synthesize
+
+    speech = await asyncio.get_running_loop().run_in_executor(None, synthesize, text)
+    pcm = resample(speech.audio.samples, speech.audio.sample_rate, rate)
+    step = rate * frame_ms // 1000
+    for i in range(0, len(pcm), step):
+        yield audio_frame(pcm[i: i + step], rate)
 
 
 def audio_frame(pcm: np.ndarray, rate: int) -> rtc.AudioFrame:
