@@ -28,7 +28,9 @@ class Rule:
 
 
 RULES = (
-    Rule((r"\bhow are you\b", r"\bare you doing\b"), "I am fine, thank you. I run on this computer, so I never get tired."),
+    Rule((r"\bhow are you\b", r"\bare you doing\b"),
+         "I am fine, thank you. I run right here on this computer, so I never get tired, "
+         "and I never need the network. Ask me what I can do."),
     Rule((r"\byour name\b", r"\bwho are you\b", r"\bwhat are you\b"),
          "I am facecast, a talking avatar. I turn speech into a moving face, right here on your computer."),
     Rule((r"\bwhat can you do\b", r"\bwhat do you do\b", r"\bhelp\b"),

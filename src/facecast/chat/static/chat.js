@@ -6,12 +6,15 @@
 //
 // window.chat is also the test and benchmark surface: chat.messages (each with `at`, the wall-clock
 // ms it arrived), chat.frames ({at: wall-clock ms the frame was presented, motion: mean absolute
-// change of the mouth region against the previous frame, grey levels}), chat.setMouth(x, y, w, h).
+// change of the mouth region against the previous frame, open: against the reference frame, both in
+// green levels}), chat.setMouth(x, y, w, h), chat.setReference() (the next frame's mouth, e.g. closed,
+// becomes the reference), chat.audio() (the avatar's voice as received: energy, samples).
 window.chat = (() => {
   const $ = (id) => document.getElementById(id);
   const video = $('avatar');
   const canvas = document.createElement('canvas');
-  const state = {pc: null, mic: null, messages: [], frames: [], mouth: null, previous: null, replyItem: null};
+  const state = {pc: null, mic: null, messages: [], frames: [], mouth: null, previous: null, reference: null,
+                 wantReference: false, replyItem: null};
   const MAX_FRAMES = 6000;  // presented frames kept for chat.frames (4 min at 25 fps)
 
   function setState(text) { $('state').textContent = text; }
@@ -46,6 +49,25 @@ window.chat = (() => {
     });
   }
 
+  // Mean absolute difference of the green channel of two RGBA buffers of one size (0 without b).
+  function difference(a, b) {
+    if (!b || b.length !== a.length) return 0;
+    let sum = 0;
+    for (let i = 1; i < a.length; i += 4) sum += Math.abs(a[i] - b[i]);
+    return sum / (a.length / 4);
+  }
+
+  async function audio() {
+    if (!state.pc) return null;
+    const report = await state.pc.getStats();
+    for (const stat of report.values()) {
+      if (stat.type === 'inbound-rtp' && stat.kind === 'audio') {
+        return {energy: stat.totalAudioEnergy || 0, samples: stat.totalSamplesReceived || 0};
+      }
+    }
+    return null;
+  }
+
   function watchFrames() {
     const context = canvas.getContext('2d', {willReadFrequently: true});
     const onFrame = (now, metadata) => {
@@ -55,14 +77,11 @@ window.chat = (() => {
         context.drawImage(video, 0, 0);
         const [x, y, w, h] = state.mouth || [0, 0, canvas.width, canvas.height];
         const pixels = context.getImageData(x, y, w, h).data;
-        let motion = 0;
-        if (state.previous && state.previous.length === pixels.length) {
-          let sum = 0;
-          for (let i = 0; i < pixels.length; i += 4) sum += Math.abs(pixels[i + 1] - state.previous[i + 1]);
-          motion = sum / (pixels.length / 4);
-        }
+        if (state.wantReference) { state.reference = pixels; state.wantReference = false; }
+        const motion = difference(pixels, state.previous);
+        const open = difference(pixels, state.reference);
         state.previous = pixels;
-        state.frames.push({at: performance.timeOrigin + metadata.presentationTime, motion});
+        state.frames.push({at: performance.timeOrigin + metadata.presentationTime, motion, open});
         if (state.frames.length > MAX_FRAMES) state.frames.splice(0, state.frames.length - MAX_FRAMES);
       }
       video.requestVideoFrameCallback(onFrame);
@@ -123,7 +142,9 @@ window.chat = (() => {
   return {
     messages: state.messages,
     frames: state.frames,
-    setMouth: (x, y, w, h) => { state.mouth = [x, y, w, h]; state.previous = null; },
+    setMouth: (x, y, w, h) => { state.mouth = [x, y, w, h]; state.previous = state.reference = null; },
+    setReference: () => { state.wantReference = true; },
+    audio,
     state: () => (state.pc ? state.pc.connectionState : 'idle'),
     hangUp: stop,
   };
