@@ -202,3 +202,48 @@ def test_aiortc_still_keeps_the_report_fields_this_relies_on():
     source = inspect.getsource(RTCRtpSender)
     for field in (SENDER_NTP, SENDER_RTP):
         assert f"self.{field.split('RTCRtpSender')[1]}" in source, f"aiortc no longer has {field}"
+
+
+def test_a_cut_drops_what_waits_and_plays_the_keyframe_now():
+    """A live speech onset (or an interrupt) arrives as a keyframe marked "cut": the idle frames and
+    audio still queued before it are dropped and it is due `delay` after its arrival."""
+    from facecast.streaming.telemetry import Telemetry
+    from facecast.transports.webrtc.peer import Delivery, Peer, PeerSettings
+
+    async def run():
+        keyframes = []
+        peer = Peer("p", FPS, PeerSettings(), Telemetry(), ice_servers=[], request_keyframe=keyframes.append,
+                    on_pulling=lambda p: None, on_closed=lambda p: None)
+        peer.codec, peer.pulling = "h264", True
+        video, sound = VideoEncoder("h264", (16, 16), FPS, keyint=250), AudioEncoder(OPUS_RATE)
+        tiny = frames(6, (16, 16))
+        idle = Delivery({"h264": video.encode(tiny, 0)}, sound.encode(np.zeros(6 * 1920, np.float32), 0), {})
+        peer._receive(idle)
+        queued_before = (len(peer.video_queue), len(peer.audio_queue))
+        video.request_keyframe()
+        onset = Delivery({"h264": video.encode(tiny[:2], 6)}, sound.encode(np.zeros(2 * 1920, np.float32), 6 * 1920),
+                         {"cut": True})
+        peer._receive(onset)
+        first = await peer.video_queue.get()
+        due_in = peer.playout.wait_s(first.index / FPS)
+        await peer.close()
+        return queued_before, first, due_in, peer
+
+    queued_before, first, due_in, peer = asyncio.run(run())
+    assert queued_before[0] == 6 and queued_before[1] > 0
+    assert first.index == 6 and first.keyframe, "the queued idle frames were dropped"
+    assert 0 < due_in <= PeerSettings().delay + 1e-6, "the onset plays `delay` after it arrived"
+    assert peer.dropped >= 6
+
+
+def test_waiting_for_a_packet_notices_the_anchor_moving():
+    async def run():
+        playout = Playout(delay=0.0, resync_s=0.3, max_ahead_s=None)
+        playout.start(0.0)
+        waiter = asyncio.ensure_future(playout.wait_until(30.0))  # due in 30 s on this anchor
+        await asyncio.sleep(0)
+        playout.start(30.0)  # a cut: stream time 30 s is due now
+        await asyncio.wait_for(waiter, 10.0)
+        return waiter.done()
+
+    assert asyncio.run(run())
