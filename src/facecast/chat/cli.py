@@ -49,8 +49,15 @@ def run_chat(args) -> int:
     require("pipecat")
     uvicorn = require("uvicorn")
 
+    import sys
+
+    from loguru import logger
+
     from facecast.chat.app import create_app
     from facecast.chat.pipeline import ChatOptions
+
+    logger.remove()  # pipecat logs through loguru, at DEBUG unless told otherwise
+    logger.add(sys.stderr, level=args.log_level.upper())
 
     options = ChatOptions(avatar=args.avatar, backend=args.backend, size=args.size, fps=args.fps,
                           show_avatar=not args.no_avatar, voice=args.voice, vad_stop_s=args.vad_stop,

@@ -60,7 +60,7 @@ class ChatOptions:
     show_avatar: bool = True
     voice: str = "en"
     rate_wpm: int = 165
-    vad_start_s: float = 0.15
+    vad_start_s: float = 0.1
     vad_stop_s: float = 0.5
     llm_url: str | None = None
     llm_model: str | None = None

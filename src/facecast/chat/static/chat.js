@@ -8,14 +8,18 @@
 // ms it arrived), chat.frames ({at: wall-clock ms the frame was presented, motion: mean absolute
 // change of the mouth region against the previous frame, open: against the reference frame, both in
 // green levels}), chat.setMouth(x, y, w, h), chat.setReference() (the next frame's mouth, e.g. closed,
-// becomes the reference), chat.audio() (the avatar's voice as received: energy, samples).
+// becomes the reference), chat.audio() (the avatar's voice as received: energy, samples), chat.voice
+// ({start, end}: wall-clock ms of each stretch of sound the microphone captured, end null while it lasts).
 window.chat = (() => {
   const $ = (id) => document.getElementById(id);
   const video = $('avatar');
   const canvas = document.createElement('canvas');
-  const state = {pc: null, mic: null, messages: [], frames: [], mouth: null, previous: null, reference: null,
-                 wantReference: false, replyItem: null};
+  const state = {pc: null, mic: null, messages: [], frames: [], voice: [], mouth: null, previous: null,
+                 reference: null, wantReference: false, replyItem: null, listener: null};
   const MAX_FRAMES = 6000;  // presented frames kept for chat.frames (4 min at 25 fps)
+  const VOICE_RMS = 0.01;  // microphone level (RMS of samples in [-1, 1]) that counts as sound
+  const VOICE_HANG_MS = 300;  // ms below it that end a stretch of sound
+  const VOICE_POLL_MS = 10;  // ms between looks at the microphone (its analyser holds ~11 ms)
 
   function setState(text) { $('state').textContent = text; }
 
@@ -68,6 +72,32 @@ window.chat = (() => {
     return null;
   }
 
+  // Stretches of sound on the microphone, with wall-clock times (the user's speech as captured).
+  function watchVoice(stream) {
+    const context = new AudioContext();
+    const analyser = context.createAnalyser();
+    analyser.fftSize = 512;
+    context.createMediaStreamSource(stream).connect(analyser);
+    const samples = new Float32Array(analyser.fftSize);
+    let speaking = false;
+    let lastLoud = 0;
+    const timer = setInterval(() => {
+      analyser.getFloatTimeDomainData(samples);
+      let sum = 0;
+      for (const v of samples) sum += v * v;
+      const now = Date.now();
+      if (Math.sqrt(sum / samples.length) > VOICE_RMS) {
+        lastLoud = now;
+        if (!speaking) state.voice.push({start: now, end: null});
+        speaking = true;
+      } else if (speaking && now - lastLoud > VOICE_HANG_MS) {
+        speaking = false;
+        state.voice[state.voice.length - 1].end = lastLoud;
+      }
+    }, VOICE_POLL_MS);
+    return () => { clearInterval(timer); context.close(); };
+  }
+
   function watchFrames() {
     const context = canvas.getContext('2d', {willReadFrequently: true});
     const onFrame = (now, metadata) => {
@@ -92,6 +122,7 @@ window.chat = (() => {
   async function start() {
     setState('starting');
     state.mic = await navigator.mediaDevices.getUserMedia({audio: true});
+    state.listener = watchVoice(state.mic);
     const pc = new RTCPeerConnection({iceServers: []});
     state.pc = pc;
     pc.addTransceiver(state.mic.getAudioTracks()[0], {direction: 'sendrecv'});
@@ -99,6 +130,8 @@ window.chat = (() => {
     const channel = pc.createDataChannel('chat', {ordered: true});
     channel.addEventListener('message', onMessage);
     const stream = new MediaStream();
+    video.srcObject = stream;
+    video.play().catch(() => {});  // while the click still counts as a gesture (autoplay with sound)
     pc.addEventListener('track', (event) => {
       stream.addTrack(event.track);
       video.srcObject = stream;
@@ -121,7 +154,8 @@ window.chat = (() => {
   function stop() {
     if (state.pc) state.pc.close();
     if (state.mic) state.mic.getTracks().forEach((track) => track.stop());
-    state.pc = state.mic = null;
+    if (state.listener) state.listener();
+    state.pc = state.mic = state.listener = null;
     setState('closed');
   }
 
@@ -142,6 +176,7 @@ window.chat = (() => {
   return {
     messages: state.messages,
     frames: state.frames,
+    voice: state.voice,
     setMouth: (x, y, w, h) => { state.mouth = [x, y, w, h]; state.previous = state.reference = null; },
     setReference: () => { state.wantReference = true; },
     audio,
