@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -56,16 +57,35 @@ class RayServe:
         os.kill(pid, signal.SIGKILL)
         return pid
 
-    def deploy(self, options=None, settings=None, timeout: float = READY_TIMEOUT_S) -> None:
-        """(Re)deploy facecast with these options and wait until every replica is up."""
+    def deploy(self, options=None, settings=None, timeout: float = READY_TIMEOUT_S,
+               wait: bool = True) -> threading.Thread | None:
+        """(Re)deploy facecast with these options and wait until every replica is up.
+
+        wait=False: deploy from a thread (returned) and return at once. serve.run waits until the
+        application is RUNNING, which it is not while a replica drains (STOPPING), so a scale-down
+        must not be awaited by a test that watches the drain."""
         from ray import serve
 
         from facecast.server.ray.deployment import APP_NAME, facecast_app
 
         self.options = options or self.options
         self.settings = settings or self.settings
-        serve.run(facecast_app(self.settings, self.options), name=APP_NAME, route_prefix="/", blocking=False)
+        app = facecast_app(self.settings, self.options)
+        if not wait:  # a thread started here shares this thread's network namespace
+            thread = threading.Thread(target=serve.run, args=(app,), daemon=True,
+                                      kwargs={"name": APP_NAME, "route_prefix": "/", "blocking": False})
+            thread.start()
+            return thread
+        serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
         self.wait_replicas(self.options.min_replicas, timeout)
+        return None
+
+    def replica_states(self) -> dict[str, int]:
+        """serve.status()'s replica counts by state, e.g. {"RUNNING": 1, "STOPPING": 1}."""
+        from ray import serve
+
+        status = serve.status().applications.get("facecast")
+        return dict(status.deployments["facecast"].replica_states) if status is not None else {}
 
     def wait_replicas(self, count: int, timeout: float = READY_TIMEOUT_S) -> None:
         """Wait until `count` replicas run and the app answers /health through the proxy."""

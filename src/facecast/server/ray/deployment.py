@@ -5,15 +5,28 @@ Facts of ray 2.60 this relies on (read in its source, ray/serve/):
   then runs the app's lifespan (startup: models, default avatar, warm-up; shutdown on stop).
 - HTTP and WebSocket requests reach a replica through the proxy; a streaming response and an open
   WebSocket each count as one ongoing request for their whole life (max_ongoing_requests).
-- A replica being stopped leaves the routers' set at once, then waits until its ongoing requests
-  end (at most graceful_shutdown_timeout_s), then its lifespan shutdown runs; Runtime.close then
-  waits for the remaining sessions (drain_s) inside the same budget.
+- Stopping a replica (controller: DeploymentReplica.stop -> replica.perform_graceful_shutdown):
+  it leaves the routers' set at once (serve.status() shows it STOPPING), waits, checking every
+  graceful_shutdown_wait_loop_s, until its ongoing requests (open streams and WebSockets) end, then
+  runs `__del__` (for an ingress: the app's lifespan shutdown, where Runtime.close waits for the
+  remaining sessions, drain_s); the controller kills it graceful_shutdown_timeout_s after the stop
+  whatever it is doing. check_health cannot delay a stop; a long `__del__` can, within that budget.
+- Which replica a downscale stops (deployment_scheduler._get_replicas_to_stop): not-yet-running
+  ones first, then off the head node, on the nodes with fewest replicas, newest first; never by
+  load. A redeploy whose code version differs replaces every replica (a rolling update), and
+  `serve.run` makes a random code version each call unless the deployment has one: so the
+  deployment's version is a hash of facecast's version and the settings (set through
+  `Deployment.options(version=..., _internal=True)`, the public `version` argument being removed),
+  and a redeploy that changes only the number of replicas is a scale-down, not a replacement.
+- `serve.run(..., blocking=False)` still waits until the application is RUNNING, which it is not
+  while a replica is STOPPING: a redeploy that scales down returns only after the drain.
 - A method `record_autoscaling_stats()` returning {name: value} feeds custom metrics to an
   autoscaling policy (`autoscaling_config.policy.policy_function`), here active sessions.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from dataclasses import dataclass
@@ -29,6 +42,7 @@ APP_NAME = "facecast"
 REQUESTS_PER_SESSION = 3  # ongoing requests one session may hold: its stream, a reconnect, its live-audio socket
 SPARE_REQUESTS = 16  # beyond them: uploads, /say, /stats, renders, health checks
 METRIC = "sessions"  # the custom autoscaling metric
+REPLICA_HEADER = b"x-facecast-replica"  # names the replica that answered an HTTP request
 
 
 @dataclass(frozen=True)
@@ -90,6 +104,7 @@ class FacecastReplica:
 
         self.home = serve.get_replica_context().replica_id.unique_id
         self.facecast = create_app(settings, home=self.home)  # not `app`: Serve's wrapper has that property
+        self.facecast.add_middleware(ReplicaHeader, replica=self.home)
         self.runtime = self.facecast.state.runtime
         self.runtime.drain_s = drain_s
         self.runtime.cluster = ClusterStats(self.home, lambda: local_stats(self.runtime))
@@ -107,6 +122,33 @@ class FacecastReplica:
     async def __del__(self):
         if hasattr(self, "runtime"):  # not when __init__ failed
             await self.runtime.cluster.stop()
+
+
+class ReplicaHeader:
+    """ASGI middleware: every HTTP response says which replica answered it (x-facecast-replica),
+    so clients, tests and benchmarks can check that a session's requests reached its replica."""
+
+    def __init__(self, app, replica: str):
+        self.app, self.replica = app, replica.encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def tagged(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (REPLICA_HEADER, self.replica)]}
+            await send(message)
+
+        return await self.app(scope, receive, tagged)
+
+
+def code_version(settings: ServerSettings, drain_s: float) -> str:
+    """The deployment's version: equal for equal facecast versions and settings, so a redeploy that
+    changes only the number of replicas scales (and drains) instead of replacing every replica."""
+    from facecast import __version__
+
+    return hashlib.sha256(f"{__version__}|{settings!r}|{drain_s!r}".encode()).hexdigest()[:16]
 
 
 def facecast_app(settings: ServerSettings, options: ReplicaOptions):
@@ -132,4 +174,7 @@ def facecast_app(settings: ServerSettings, options: ReplicaOptions):
         ray_actor_options={"num_cpus": options.num_cpus, "num_gpus": options.num_gpus,
                            "runtime_env": {"env_vars": env}},
         **config)
+    # `version` is refused by the public API since Serve versions deployments itself (a random one per
+    # serve.run); Deployment.options(_internal=True) still takes it, as Serve's own decorator does.
+    deployment = deployment.options(version=code_version(settings, options.drain_s), _internal=True)
     return deployment.bind(settings, options.drain_s)
