@@ -38,7 +38,7 @@ class WebRtcOutput:
         self.size, self.fps, self.sample_rate, self.live, self.keyint = size, fps, sample_rate, live, keyint
         self.telemetry, self.ice_servers = telemetry, list(ice_servers or [])
         self.hold_bytes, self.clip_ahead_s = hold_bytes, clip_ahead_s
-        self.peer_settings = PeerSettings() if live else PeerSettings(delay=0.1, max_ahead_s=None, cut_at_onsets=False,
+        self.peer_settings = PeerSettings() if live else PeerSettings(delay=0.1, max_ahead_s=None,
                                                                         max_video_frames=int(fps * (clip_ahead_s + 2)))
         self._lock = threading.Lock()  # _peers, _held
         self._encoding = threading.Lock()  # the encoders, and the order deliveries leave in
@@ -49,7 +49,6 @@ class WebRtcOutput:
         self._held_bytes = 0
         self._holding = not live  # until a clip's first peer is connected
         self._ended = False  # a clip was shown to its end
-        self._speaking = False  # the last batch delivered showed speech
         self._closed = False
         self._idle_since = time.monotonic()
         self.encode_ms = 0.0  # total time spent encoding (ms), for the per-peer cost benchmark
@@ -158,16 +157,11 @@ class WebRtcOutput:
     def _deliver(self, batch: MediaBatch, peers: list[Peer]) -> None:
         """Encode `batch` once per codec the peers use (call with _encoding held) and hand it over."""
         start = time.perf_counter()
-        # A live speech onset or an interrupt starts with a keyframe, so peers can cut to it.
-        cut = self.live and (batch.interrupt_at is not None or (batch.speech and not self._speaking))
-        self._speaking = batch.speech
         video = {}
         for codec in sorted({p.codec for p in peers}):
             encoder = self._video.get(codec)
             if encoder is None:
                 encoder = self._video[codec] = VideoEncoder(codec, self.size, self.fps, keyint=self.keyint)
-            if cut:
-                encoder.request_keyframe()
             video[codec] = encoder.encode(batch.frames, batch.first_frame)
         if self._audio is None:
             self._audio = AudioEncoder(self.sample_rate)
@@ -175,8 +169,7 @@ class WebRtcOutput:
         elapsed = (time.perf_counter() - start) * 1000
         self.encode_ms += elapsed
         self.telemetry.observe("webrtc_encode_ms_per_frame", elapsed / max(1, len(batch.frames)))
-        delivery = Delivery(video, audio, {"arrivals": batch.arrivals, "interrupt_at": batch.interrupt_at,
-                                           "cut": cut})
+        delivery = Delivery(video, audio, {"arrivals": batch.arrivals, "interrupt_at": batch.interrupt_at})
         for peer in peers:
             peer.deliver(delivery)
 

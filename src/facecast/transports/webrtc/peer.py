@@ -48,16 +48,13 @@ class Delivery:
 @dataclass(frozen=True)
 class PeerSettings:
     """delay: s from a keyframe's arrival to its sending; resync_s / max_ahead_s: see Playout;
-    max_video_frames: frames a peer may hold before its backlog is dropped up to a keyframe;
-    cut_at_onsets: a delivery marked "cut" (the first frame of speech after idle, or the closed
-    mouth of an interrupt, encoded as a keyframe) drops the idle or speech frames still queued
-    before it and plays now, so neither waits behind what was made ahead of the clock."""
+    max_video_frames: frames a peer may hold before its backlog is dropped up to a keyframe."""
 
     delay: float = 0.03
     resync_s: float = 0.3
     max_ahead_s: float | None = 0.25
     max_video_frames: int = 50
-    cut_at_onsets: bool = True  # live: a speech onset or an interrupt (a keyframe) plays at once
+
 
 class Peer:
     """A viewer: negotiate with `answer(offer)`, then the session's deliveries flow to it.
@@ -146,8 +143,6 @@ class Peer:
             asyncio.ensure_future(self._hang_up_when_sent())
             return
         frames = delivery.video.get(self.codec, ())
-        if delivery.meta.get("cut") and frames and frames[0].keyframe and self.settings.cut_at_onsets:
-            self._cut(frames[0])
         for frame in frames:
             self._take_frame(frame, delivery.meta if frame is frames[0] else None)
         if self.playout.started:
@@ -156,17 +151,6 @@ class Peer:
                     self.audio_queue.put(audio)
             if frames:
                 self.playout.arrived(frames[-1].index / self.fps)
-
-    def _cut(self, keyframe: EncodedFrame) -> None:
-        """Drop what is queued before `keyframe` and play it now (+ delay): the stream jumps over
-        a few frames made ahead of the clock (idle, or speech an interrupt cancelled)."""
-        if not self.playout.started or self._await_key:
-            return
-        self.dropped += self.video_queue.clear()
-        self.audio_queue.clear()
-        self.playout.start(keyframe.index / self.fps)
-        self._audio_from = int(round(keyframe.index * OPUS_RATE / self.fps))
-        self.telemetry.count("webrtc_cuts")
 
     def _take_frame(self, frame: EncodedFrame, meta: dict | None) -> None:
         if self._await_key:
@@ -246,10 +230,6 @@ class _Sendable:
     @property
     def packet(self):
         return self.frame.packet
-
-    @property
-    def keyframe(self) -> bool:
-        return self.frame.keyframe
 
 
 def _offered_kinds(sdp: str) -> set[str]:

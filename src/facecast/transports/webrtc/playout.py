@@ -13,7 +13,6 @@ up, or a stall ended in a burst) moves it earlier, so latency never grows withou
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Callable
 
@@ -32,15 +31,14 @@ class Playout:
         self.anchor: float | None = None  # wall time of stream time 0; None until the first keyframe
         self.resyncs = 0  # times the anchor moved (a stall, or a backlog dropped)
         self.newest = 0.0  # stream time of the newest packet received (s)
-        self._moved: asyncio.Event | None = None  # set when the anchor moves (wakes wait_until)
 
     @property
     def started(self) -> bool:
         return self.anchor is not None
 
     def start(self, t: float) -> None:
-        """The first keyframe (or one cut to), at stream time t, arrived now: it plays after `delay`."""
-        self._move(self.now() + self.delay - t)
+        """The first keyframe, at stream time t, arrived now."""
+        self.anchor = self.now() + self.delay - t
         self.newest = t
 
     def arrived(self, t: float) -> None:
@@ -49,25 +47,8 @@ class Playout:
         self.newest = max(self.newest, t)
         lateness = now - self.wall(t)
         if lateness > self.resync_s or (self.max_ahead_s is not None and -lateness > self.max_ahead_s + self.delay):
-            self._move(now + self.delay - t)
+            self.anchor = now + self.delay - t
             self.resyncs += 1
-
-    def _move(self, anchor: float) -> None:
-        self.anchor = anchor
-        if self._moved is not None:
-            self._moved.set()
-            self._moved = None
-
-    async def wait_until(self, t: float) -> None:
-        """Sleep until stream time t is due (at once when it is past); a move of the anchor while
-        waiting (a cut, a re-anchor) is taken into account at once."""
-        while (wait := self.wait_s(t)) > 0:
-            if self._moved is None:
-                self._moved = asyncio.Event()
-            try:
-                await asyncio.wait_for(self._moved.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
 
     def wall(self, t: float) -> float:
         """Wall time (time.monotonic() s) at which stream time t is sent."""

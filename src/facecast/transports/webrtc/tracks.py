@@ -94,7 +94,7 @@ class VideoPacketTrack(MediaStreamTrack):
             self._on_first_pull()
         frame: EncodedFrame = await self.queue.get()
         self._last_t = frame.index / self.fps
-        await self.playout.wait_until(self._last_t)
+        await _until(self.playout, self._last_t)
         self.sent += 1
         self._on_sent(frame)
         return frame.packet
@@ -116,9 +116,16 @@ class AudioPacketTrack(MediaStreamTrack):
         restamp(self.sender, self.playout, self._last_t)
         audio: EncodedAudio = await self.queue.get()
         self._last_t = audio.sample / OPUS_RATE
-        await self.playout.wait_until(self._last_t)
+        await _until(self.playout, self._last_t)
         self.sent += 1
         return audio.packet
+
+
+async def _until(playout: Playout, t: float) -> None:
+    """Sleep until stream time t is due on `playout` (at once when it is past)."""
+    wait = playout.wait_s(t)
+    if wait > 0:
+        await asyncio.sleep(wait)
 
 
 def restamp(sender, playout: Playout, t: float | None) -> None:
