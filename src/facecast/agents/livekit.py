@@ -55,6 +55,7 @@ class FacecastVideoGenerator(VideoGenerator):
         self._pending_ends = 0  # segments the agent ended that are not yet shown to their last frame
         self._shown = 0  # utterances_shown of the last batch read
         self._cleared_at: float | None = None  # time.monotonic() of a clear_buffer whose batch is still to come
+        self._clears = 0  # clear_buffer calls so far
 
     async def start(self) -> None:
         """Prepare the avatar (off the event loop) and start its live session."""
@@ -88,6 +89,7 @@ class FacecastVideoGenerator(VideoGenerator):
         self._open = False
         self._pending_ends = 0
         self._cleared_at = time.monotonic()
+        self._clears += 1
         self.avatar.interrupt()
 
     # -- media out --------------------------------------------------------------------------------
@@ -99,7 +101,10 @@ class FacecastVideoGenerator(VideoGenerator):
             ends, self._shown = batch.utterances_shown - self._shown, batch.utterances_shown
             if self._stale(batch):
                 continue
+            clears = self._clears
             for item in self._items(batch, ends):
+                if self._clears != clears:  # cleared while this batch went out: the rest is stale
+                    break
                 yield item
 
     def _stale(self, batch: MediaBatch) -> bool:
@@ -216,8 +221,11 @@ async def start_worker(room: rtc.Room, *, sender_identity: str | None = None,
 def use_avatar_worker(room: rtc.Room, agent_session=None, *, avatar_identity: str = AVATAR_IDENTITY,
                       sample_rate: int | None = None) -> DataStreamAudioOutput:
     """The agent's side of a separate avatar worker: a DataStreamAudioOutput that streams the
-    agent's speech to `avatar_identity`; set as agent_session.output.audio (before it starts)."""
-    audio = DataStreamAudioOutput(room, destination_identity=avatar_identity, sample_rate=sample_rate)
+    agent's speech to `avatar_identity`; set as agent_session.output.audio (before it starts).
+    Playback starts when the avatar says so (lk.playback_started): when its first speech frame is
+    published, not when the agent sent the audio."""
+    audio = DataStreamAudioOutput(room, destination_identity=avatar_identity, sample_rate=sample_rate,
+                                  wait_playback_start=True)
     if agent_session is not None:
         agent_session.output.audio = audio
     return audio
