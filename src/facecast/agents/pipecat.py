@@ -49,6 +49,7 @@ from pipecat.frames.frames import (
 )
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.ai_service import AIService
+from pipecat.services.settings import ServiceSettings
 
 from facecast.agents.avatar import AvatarOptions, LiveAvatar
 from facecast.errors import InvalidArgument
@@ -56,8 +57,9 @@ from facecast.streaming.output import MediaBatch
 from facecast.streaming.speech import frame_samples
 
 STOP_TIMEOUT_S = 2.0  # s a held TTSStoppedFrame waits beyond the speech queued when it came
+INTERRUPT_WAIT_S = 1.0  # s batches are dropped at most while the avatar's answer to an interrupt is awaited
 FRAME_KEY = "facecast_frame"  # image metadata: the avatar's output frame index
-AUDIO_KEY = "facecast_audio_samples"  # image metadata: speech samples this service pushed before it
+AUDIO_KEY = "facecast_audio_samples"  # speech images' metadata: speech samples this service pushed before it
 
 
 class FacecastVideoService(AIService):
@@ -72,6 +74,7 @@ class FacecastVideoService(AIService):
                  **kwargs):
         if not stop_timeout_s > 0:
             raise InvalidArgument(f"stop_timeout_s={stop_timeout_s!r} must be positive")
+        kwargs.setdefault("settings", ServiceSettings(model=None))
         super().__init__(**kwargs)
         # pipecat marks every end (TTSStoppedFrame) and every interruption: no end by silence, so a
         # slow TTS (an LLM thinking between sentences) keeps one utterance and one TTSStoppedFrame.
@@ -87,6 +90,7 @@ class FacecastVideoService(AIService):
         self._shown = 0  # utterances shown to their end, as of the last batch out
         self._interrupted_at: float | None = None  # time.monotonic() of an interrupt not yet answered
         self._shown_event = asyncio.Event()
+        self._context_id: str | None = None  # the TTS context of the utterance under way
         self._audio_out = 0  # speech samples pushed downstream
         self.frames_out = 0  # images pushed downstream
         self.dropped_batches = 0  # batches made before an interrupt and never shown
@@ -146,7 +150,7 @@ class FacecastVideoService(AIService):
                 self._interrupt()
             await self.push_frame(frame, direction)
         elif isinstance(frame, TTSStartedFrame):
-            self._open, self._muted = True, False
+            self._open, self._muted, self._context_id = True, False, frame.context_id
             await self.push_frame(frame, direction)
         elif isinstance(frame, TTSAudioRawFrame):
             await self._speak(frame)
@@ -184,8 +188,8 @@ class FacecastVideoService(AIService):
 
     def _interrupt(self) -> None:
         """Drop all queued speech now; batches made before are dropped as they come."""
+        self._interrupted_at = time.monotonic()  # before: the session stamps its answer after this
         self.avatar.interrupt()
-        self._interrupted_at = time.monotonic()
         self._base, self._ends = None, 0  # known again from the batch that answers the interrupt
         self._muted = self._open
         self._pushed = False
@@ -198,7 +202,8 @@ class FacecastVideoService(AIService):
     async def _show_media(self) -> None:
         async for batch in self.avatar.media():
             if self._interrupted_at is not None:
-                if batch.interrupt_at is None or batch.interrupt_at < self._interrupted_at:
+                answered = batch.interrupt_at is not None and batch.interrupt_at >= self._interrupted_at
+                if not answered and time.monotonic() - self._interrupted_at < INTERRUPT_WAIT_S:
                     self.dropped_batches += 1  # made for speech the interrupt dropped
                     continue
                 self._interrupted_at, self._base = None, batch.utterances_shown
@@ -212,16 +217,21 @@ class FacecastVideoService(AIService):
         height, width = batch.frames.shape[1:3]
         start = 0
         for i, frame in enumerate(batch.frames):
+            if self._interrupted_at is not None:  # an interrupt came while this batch went out
+                self.dropped_batches += 1
+                return
             index = batch.first_frame + i
             image = OutputImageRawFrame(np.ascontiguousarray(frame[:, :, ::-1]).tobytes(), (width, height), "RGB")
             image.sync_with_audio = True
             image.metadata[FRAME_KEY] = index
-            image.metadata[AUDIO_KEY] = self._audio_out
+            if batch.utterance:
+                image.metadata[AUDIO_KEY] = self._audio_out
             await self.push_frame(image)
             self.frames_out += 1
             end = start + frame_samples(index, batch.sample_rate, batch.fps)
             if batch.utterance:
                 pcm = (np.clip(batch.pcm[start:end], -1.0, 1.0) * 32767).astype("<i2")
-                await self.push_frame(TTSAudioRawFrame(pcm.tobytes(), batch.sample_rate, 1))
+                await self.push_frame(TTSAudioRawFrame(pcm.tobytes(), batch.sample_rate, 1,
+                                                       context_id=self._context_id))
                 self._audio_out += len(pcm)
             start = end
