@@ -165,8 +165,9 @@ def test_in_process_playback_runs_in_real_time_and_reports_its_end():
         assert not finished.interrupted
         assert within_span(finished.playback_position, 3.0)
         assert within_span(published.audio_s(), 3.0)
-        span = published.audio[-1][0] - published.audio[0][0]
-        assert span == pytest.approx(3.0, rel=0.1), "played in real time, not in a burst"
+        times = np.array([t for t, _ in published.audio])
+        assert times[-1] - times[0] >= 2.7, "played in real time, not in a burst"
+        assert np.median(np.diff(times)) == pytest.approx(FRAME_S, rel=0.1)  # a frame per 40 ms (stalls aside)
         assert took >= 2.8
         assert room.local_participant.publish_track.await_count == 2  # the avatar's audio and video
 

@@ -74,8 +74,10 @@ class LiveAvatar:
     """A live avatar session. `await start()`, then push/end/interrupt from the event loop and read
     `media()`; `await close()` at the end. Not thread-safe beyond what Session is."""
 
-    def __init__(self, options: AvatarOptions = AvatarOptions(), *, telemetry: Telemetry | None = None):
+    def __init__(self, options: AvatarOptions = AvatarOptions(), *, telemetry: Telemetry | None = None,
+                 keep_speech: bool = False):
         self.options = options
+        self.keep_speech = keep_speech  # media(): a slow reader loses idle batches only, never speech
         self.telemetry = telemetry or Telemetry()
         self.session: Session | None = None
         self._subscription: MediaSubscription | None = None
@@ -94,7 +96,7 @@ class LiveAvatar:
         self.session = Session(f"agent-{id(self):x}", avatar, name, backend, live=True,
                                sample_rate=self.options.sample_rate, settings=settings, telemetry=self.telemetry,
                                created_at=time.monotonic())
-        self._subscription = self.session.output.subscribe()
+        self._subscription = self.session.output.subscribe(keep_speech=self.keep_speech)
         self.session.start()
 
     @property
@@ -138,6 +140,11 @@ class LiveAvatar:
         return self._session().queued_s
 
     # -- media out --------------------------------------------------------------------------------
+    @property
+    def media_waiting(self) -> int:
+        """Batches made and not yet read from media() (a reader behind the avatar's clock)."""
+        return self._subscription.waiting if self._subscription is not None else 0
+
     async def media(self) -> AsyncIterator[MediaBatch]:
         """The avatar's batches in order, as they are made (real time); ends when it is closed."""
         subscription = self._subscription

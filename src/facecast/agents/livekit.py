@@ -36,6 +36,7 @@ from facecast.streaming.speech import frame_samples
 log = logging.getLogger(__name__)
 
 INT16_SCALE = 32768.0  # full scale of 16-bit PCM
+CATCH_UP_BATCHES = 2  # batches waiting beyond which idle ones are skipped (the reader was held up)
 AVATAR_IDENTITY = "facecast-avatar"  # the avatar worker's participant identity, by default
 
 MediaItem = rtc.VideoFrame | rtc.AudioFrame | AudioSegmentEnd
@@ -50,7 +51,7 @@ class FacecastVideoGenerator(VideoGenerator):
     """
 
     def __init__(self, options: AvatarOptions = AvatarOptions()):
-        self.avatar = LiveAvatar(replace(options, end_after_silence_s=None))
+        self.avatar = LiveAvatar(replace(options, end_after_silence_s=None), keep_speech=True)
         self._open = False  # audio has come since the last segment end or clear
         self._pending_ends = 0  # segments the agent ended that are not yet shown to their last frame
         self._shown = 0  # utterances_shown of the last batch read
@@ -99,8 +100,8 @@ class FacecastVideoGenerator(VideoGenerator):
     async def _stream(self) -> AsyncIterator[MediaItem]:
         async for batch in self.avatar.media():
             ends, self._shown = batch.utterances_shown - self._shown, batch.utterances_shown
-            if self._stale(batch):
-                continue
+            if self._stale(batch) or (self._behind() and not batch.utterance and not ends):
+                continue  # dropped speech, or idle frames skipped to catch up after a stall
             clears = self._clears
             for item in self._items(batch, ends):
                 if self._clears != clears:  # cleared while this batch went out: the rest is stale
@@ -115,6 +116,10 @@ class FacecastVideoGenerator(VideoGenerator):
             return True
         self._cleared_at = None
         return False
+
+    def _behind(self) -> bool:
+        """More batches wait than the avatar makes ahead of its clock: this reader was held up."""
+        return self.avatar.media_waiting > CATCH_UP_BATCHES
 
     def _items(self, batch: MediaBatch, ends: int) -> list[MediaItem]:
         """A batch as LiveKit frames: per video frame the frame, then its audio (speech only: idle

@@ -87,12 +87,14 @@ class MediaSubscription:
     """A raw subscriber: `await recv()` returns the next MediaBatch, None once the stream ended.
 
     A subscriber that reads too slowly loses the oldest batches (counted in `dropped`), never
-    holds the session back. close() unsubscribes.
+    holds the session back; with keep_speech, only idle ones (a reader that must play every bit
+    of speech: the last ~64 speech batches are kept). close() unsubscribes.
     """
 
     output: SessionOutput
     channel: Channel = field(default_factory=lambda: Channel(SUBSCRIPTION_BATCHES))
     error: str | None = None
+    keep_speech: bool = False  # speech batches are not dropped for a slow reader (idle ones are)
 
     async def recv(self) -> MediaBatch | None:
         return await self.channel.get()
@@ -107,7 +109,13 @@ class MediaSubscription:
 
     # -- the sink side (worker thread) ----------------------------------------------------------
     def write(self, batch: MediaBatch) -> None:
-        self.channel.put(batch)
+        speech = batch.utterance or batch.interrupt_at is not None
+        self.channel.put(batch, droppable=not (self.keep_speech and speech))
+
+    @property
+    def waiting(self) -> int:
+        """Batches made and not yet read."""
+        return len(self.channel)
 
     def end(self) -> None:
         pass
@@ -142,9 +150,10 @@ class SessionOutput:
         with self._lock:
             return self._sinks.get(name)
 
-    def subscribe(self) -> MediaSubscription:
-        """Raw frames and PCM from the next batch on, for an asyncio consumer."""
-        subscription = MediaSubscription(self)
+    def subscribe(self, keep_speech: bool = False) -> MediaSubscription:
+        """Raw frames and PCM from the next batch on, for an asyncio consumer (see
+        MediaSubscription for keep_speech)."""
+        subscription = MediaSubscription(self, keep_speech=keep_speech)
         with self._lock:
             if self._closed:
                 subscription.finish(self._error)
