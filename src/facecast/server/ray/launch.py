@@ -41,9 +41,9 @@ def run(settings: ServerSettings, options: ReplicaOptions, address: str | None) 
     """Deploy, then block until SIGINT/SIGTERM; a local cluster is shut down with the command, a
     cluster given by address keeps running (`serve shutdown` removes the app from it)."""
     done = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: done.set())
     url = start(settings, options, address)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # after ray.init, which installs its own SIGTERM handler (exit 15)
+        signal.signal(sig, lambda *_: done.set())
     print(f"facecast: serving on {url} through Ray Serve ({options.min_replicas}..{options.max_replicas} replicas, "
           f"{options.sessions} sessions each)", flush=True)
     done.wait()
