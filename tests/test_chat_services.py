@@ -69,6 +69,7 @@ def test_stt_service_transcribes_a_vad_segment():
     ("oh hi there", GREETING),
     ("how are you doing today", "I am fine"),
     ("are you doing today", "I am fine"),
+    ("doing today", "I am fine"),
     ("what is your name", "I am facecast"),
     ("who are you", "I am facecast"),
     ("what can you do", "I listen to you"),

@@ -1,10 +1,11 @@
 """Offline speech recognition for pipecat: pocketsphinx with the English model in its wheel.
 
 `PocketsphinxSTTService` is a pipecat `SegmentedSTTService`: the VAD in front of it marks where an
-utterance starts and stops, and each utterance is decoded in one go off the event loop. Quality is
-that of a small 2010s-era acoustic model (short, clearly spoken questions work; names and rare words
-do not); its virtue is that it needs no network, no download and ~50 MB of memory. Any other pipecat
-STT service takes its place in a pipeline unchanged.
+utterance starts and stops, and each utterance is decoded in one go in a worker process (the decoder
+holds the GIL while it works: in a thread it would stall the event loop and the avatar for a second or
+more). Quality is that of a small 2010s-era acoustic model (short, clearly spoken questions work;
+names and rare words do not); its virtue is that it needs no network, no download and ~50 MB of
+memory. Any other pipecat STT service takes its place in a pipeline unchanged.
 """
 
 from __future__ import annotations
@@ -13,45 +14,46 @@ import asyncio
 import time
 from typing import AsyncGenerator
 
-from pipecat.frames.frames import ErrorFrame, Frame, TranscriptionFrame
+from pipecat.frames.frames import CancelFrame, EndFrame, ErrorFrame, Frame, StartFrame, TranscriptionFrame
+from pipecat.services.settings import STTSettings
 from pipecat.services.stt_service import SegmentedSTTService
 from pipecat.transcriptions.language import Language
 from pipecat.utils.time import time_now_iso8601
 
-SAMPLE_RATE = 16_000  # Hz: the bundled en-us acoustic model's rate
+from facecast.agents.sphinx_worker import SAMPLE_RATE, SphinxWorker, load_decoder, transcribe
 
-
-def load_decoder(**config):
-    """A pocketsphinx Decoder on the bundled en-us model (blocking, ~0.5 s); `config` overrides
-    pocketsphinx options (hmm=, lm=, dict=, ...)."""
-    from pocketsphinx import Decoder
-
-    return Decoder(samprate=SAMPLE_RATE, loglevel="FATAL", **config)
-
-
-def transcribe(decoder, pcm: bytes) -> str:
-    """The decoder's best hypothesis for one utterance: pcm is 16-bit mono at 16 kHz; "" if none."""
-    decoder.start_utt()
-    decoder.process_raw(pcm, full_utt=True)
-    decoder.end_utt()
-    hyp = decoder.hyp()
-    return hyp.hypstr.strip() if hyp is not None else ""
+__all__ = ["PocketsphinxSTTService", "SAMPLE_RATE", "load_decoder", "transcribe"]
 
 
 class PocketsphinxSTTService(SegmentedSTTService):
     """Transcribes each VAD-delimited utterance with pocketsphinx (offline, CPU, English).
 
-    decoder_config: pocketsphinx options (e.g. another language's hmm/lm/dict paths). The last
-    decode's duration (s) is kept in `last_decode_s` for latency breakdowns.
+    decoder_config: pocketsphinx options (e.g. another language's hmm/lm/dict paths). The decoder
+    is loaded in its worker process when the pipeline starts. The last decode's duration (s) is kept
+    in `last_decode_s` for latency breakdowns.
     """
 
     def __init__(self, *, decoder_config: dict | None = None, **kwargs):
         kwargs.setdefault("trailing_silence_secs", 0.2)
+        kwargs.setdefault("settings", STTSettings(model="en-us", language=Language.EN))
         super().__init__(sample_rate=SAMPLE_RATE, **kwargs)
         self._decoder_config = dict(decoder_config or {})
-        self._decoder = None
-        self._lock = asyncio.Lock()  # one decoder, one utterance at a time
+        self._worker: SphinxWorker | None = None
         self.last_decode_s: float | None = None
+
+    async def start(self, frame: StartFrame):
+        await super().start(frame)
+        if self._worker is None:  # the worker starts and loads its decoder while the call connects
+            self._worker = SphinxWorker(self._decoder_config)
+            self._worker.warm()
+
+    async def stop(self, frame: EndFrame):
+        await super().stop(frame)
+        self._close_worker()
+
+    async def cancel(self, frame: CancelFrame):
+        await super().cancel(frame)
+        self._close_worker()
 
     @property
     def wants_wav_segments(self) -> bool:
@@ -64,21 +66,26 @@ class PocketsphinxSTTService(SegmentedSTTService):
     def language_to_service_language(self, language: Language) -> str | None:
         return "en-us" if str(language).startswith("en") else None
 
-    async def _ensure_decoder(self):
-        if self._decoder is None:
-            self._decoder = await asyncio.to_thread(load_decoder, **self._decoder_config)
-        return self._decoder
+    async def _ensure_worker(self) -> SphinxWorker:
+        if self._worker is None:
+            self._worker = SphinxWorker(self._decoder_config)
+            await asyncio.wrap_future(self._worker.warm())
+        return self._worker
+
+    def _close_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame, None]:
         """audio: one utterance, 16-bit mono PCM at 16 kHz. Yields a TranscriptionFrame when
         anything was recognised (nothing for noise), or an ErrorFrame."""
         await self.start_processing_metrics()
         try:
-            async with self._lock:
-                decoder = await self._ensure_decoder()
-                started = time.perf_counter()
-                text = await asyncio.to_thread(transcribe, decoder, audio)
-                self.last_decode_s = time.perf_counter() - started
+            worker = await self._ensure_worker()
+            started = time.perf_counter()
+            text = await asyncio.wrap_future(worker.submit(audio))  # one worker: utterances in order
+            self.last_decode_s = time.perf_counter() - started
         except Exception as e:  # a bad utterance must not end the conversation
             yield ErrorFrame(error=f"pocketsphinx failed: {e}")
             return

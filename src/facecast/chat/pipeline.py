@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.audio.vad.vad_analyzer import VADParams
-from pipecat.frames.frames import (Frame, InterruptionFrame, LLMFullResponseEndFrame, LLMFullResponseStartFrame,
+from pipecat.frames.frames import (BotStartedSpeakingFrame, BotStoppedSpeakingFrame, Frame, InterruptionFrame, LLMFullResponseEndFrame, LLMFullResponseStartFrame,
                                    LLMTextFrame, OutputTransportMessageUrgentFrame, TranscriptionFrame,
                                    UserStartedSpeakingFrame, UserStoppedSpeakingFrame, VADUserStartedSpeakingFrame,
                                    VADUserStoppedSpeakingFrame)
@@ -94,7 +94,8 @@ class ChatTurns(FrameProcessor):
 class ChatMessages(FrameProcessor):
     """Tells the page what happens, as data-channel messages {"type": "chat", ...}: role "user" sends
     the VAD state ({"event": "speaking"|"stopped"}) and transcripts ({"event": "transcript"}); role
-    "avatar" sends each reply's text once it is complete ({"event": "reply"}) and interruptions."""
+    "avatar" sends each reply's text once it is complete ({"event": "reply"}), interruptions, and when
+    the output transport starts and stops sending the reply's speech ({"event": "talking"|"done"})."""
 
     def __init__(self, role: str, **kwargs):
         super().__init__(**kwargs)
@@ -107,6 +108,8 @@ class ChatMessages(FrameProcessor):
         await super().process_frame(frame, direction)
         await self.push_frame(frame, direction)
         if direction != FrameDirection.DOWNSTREAM:
+            if self.role == "avatar" and isinstance(frame, (BotStartedSpeakingFrame, BotStoppedSpeakingFrame)):
+                await self._send(event="talking" if isinstance(frame, BotStartedSpeakingFrame) else "done")
             return
         if self.role == "user":
             if isinstance(frame, VADUserStartedSpeakingFrame):

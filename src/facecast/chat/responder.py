@@ -28,7 +28,7 @@ class Rule:
 
 
 RULES = (
-    Rule((r"\bhow are you\b", r"\bare you doing\b"),
+    Rule((r"\bhow are you\b", r"\bare you doing\b", r"\bdoing today\b"),
          "I am fine, thank you. I run right here on this computer, so I never get tired, "
          "and I never need the network. Ask me what I can do."),
     Rule((r"\byour name\b", r"\bwho are you\b", r"\bwhat are you\b"),

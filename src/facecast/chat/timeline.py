@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pipecat.frames.frames import (BotStartedSpeakingFrame, LLMTextFrame, OutputAudioRawFrame, TranscriptionFrame,
                                    TTSAudioRawFrame, VADUserStoppedSpeakingFrame)
 from pipecat.observers.base_observer import BaseObserver, FramePushed
+from pipecat.processors.frame_processor import FrameDirection
 
 STAGES = ("vad", "stt", "reply", "tts", "avatar", "output")
 MAX_TURNS = 200  # turns a timeline keeps
@@ -61,6 +62,8 @@ class Timeline(BaseObserver):
 
     async def on_push_frame(self, data: FramePushed):
         frame, source, chat = data.frame, data.source, self.chat
+        if data.direction != FrameDirection.DOWNSTREAM and not isinstance(frame, BotStartedSpeakingFrame):
+            return  # broadcast frames go both ways: count each once
         now = time.time()
         if isinstance(frame, VADUserStoppedSpeakingFrame) and source is chat.vad:
             self.turns.append(Turn(speech_end=now - self.vad_stop_s, marks={"vad": now}))

@@ -6,17 +6,18 @@
 //
 // window.chat is also the test and benchmark surface: chat.messages (each with `at`, the wall-clock
 // ms it arrived), chat.frames ({at: wall-clock ms the frame was presented, motion: mean absolute
-// change of the mouth region against the previous frame, open: against the reference frame, both in
-// green levels}), chat.setMouth(x, y, w, h), chat.setReference() (the next frame's mouth, e.g. closed,
-// becomes the reference), chat.audio() (the avatar's voice as received: energy, samples), chat.voice
+// change of the mouth region's green levels from the previous frame, dark: the share of its pixels
+// darker than DARK}), chat.setMouth(x, y, w, h), chat.capture(n) (the next n frames as PNG data URLs),
+// chat.audio() (the avatar's voice as received: energy, samples), chat.voice
 // ({start, end}: wall-clock ms of each stretch of sound the microphone captured, end null while it lasts).
 window.chat = (() => {
   const $ = (id) => document.getElementById(id);
   const video = $('avatar');
   const canvas = document.createElement('canvas');
   const state = {pc: null, mic: null, messages: [], frames: [], voice: [], mouth: null, previous: null,
-                 reference: null, wantReference: false, replyItem: null, listener: null};
+                 replyItem: null, listener: null, captures: []};
   const MAX_FRAMES = 6000;  // presented frames kept for chat.frames (4 min at 25 fps)
+  const DARK = 60;  // green level below which a mouth-region pixel counts as the inside of the mouth
   const VOICE_RMS = 0.01;  // microphone level (RMS of samples in [-1, 1]) that counts as sound
   const VOICE_HANG_MS = 300;  // ms below it that end a stretch of sound
   const VOICE_POLL_MS = 10;  // ms between looks at the microphone (its analyser holds ~11 ms)
@@ -61,6 +62,13 @@ window.chat = (() => {
     return sum / (a.length / 4);
   }
 
+  // Share of the region's pixels darker than DARK (green level): an open mouth shows its inside.
+  function dark(pixels) {
+    let count = 0;
+    for (let i = 1; i < pixels.length; i += 4) if (pixels[i] < DARK) count += 1;
+    return count / (pixels.length / 4);
+  }
+
   async function audio() {
     if (!state.pc) return null;
     const report = await state.pc.getStats();
@@ -98,6 +106,14 @@ window.chat = (() => {
     return () => { clearInterval(timer); context.close(); };
   }
 
+  // The next `count` presented frames, whole, as PNG data URLs (for tests).
+  function capture(count) {
+    const shots = [];
+    return new Promise((resolve) => {
+      state.captures.push({count, shots, resolve});
+    });
+  }
+
   function watchFrames() {
     const context = canvas.getContext('2d', {willReadFrequently: true});
     const onFrame = (now, metadata) => {
@@ -105,13 +121,15 @@ window.chat = (() => {
         canvas.width = video.videoWidth;
         canvas.height = video.videoHeight;
         context.drawImage(video, 0, 0);
+        for (const job of state.captures.splice(0)) {
+          job.shots.push(canvas.toDataURL('image/png'));
+          if (job.shots.length < job.count) state.captures.push(job); else job.resolve(job.shots);
+        }
         const [x, y, w, h] = state.mouth || [0, 0, canvas.width, canvas.height];
         const pixels = context.getImageData(x, y, w, h).data;
-        if (state.wantReference) { state.reference = pixels; state.wantReference = false; }
         const motion = difference(pixels, state.previous);
-        const open = difference(pixels, state.reference);
         state.previous = pixels;
-        state.frames.push({at: performance.timeOrigin + metadata.presentationTime, motion, open});
+        state.frames.push({at: performance.timeOrigin + metadata.presentationTime, motion, dark: dark(pixels)});
         if (state.frames.length > MAX_FRAMES) state.frames.splice(0, state.frames.length - MAX_FRAMES);
       }
       video.requestVideoFrameCallback(onFrame);
@@ -177,8 +195,8 @@ window.chat = (() => {
     messages: state.messages,
     frames: state.frames,
     voice: state.voice,
-    setMouth: (x, y, w, h) => { state.mouth = [x, y, w, h]; state.previous = state.reference = null; },
-    setReference: () => { state.wantReference = true; },
+    setMouth: (x, y, w, h) => { state.mouth = [x, y, w, h]; state.previous = null; },
+    capture,
     audio,
     state: () => (state.pc ? state.pc.connectionState : 'idle'),
     hangUp: stop,

@@ -1,0 +1,103 @@
+"""`facecast chat` driven by headless Chromium with a fake microphone, for tests and benchmarks.
+
+    wav = write_wav(tmp / "q.wav", ("How are you doing today?", 60.0))
+    with webrtc_namespace(), chat_process(log) as url, open_chat(url, wav) as page:
+        page.evaluate("chat.messages")
+
+Start both inside `support.netns.webrtc_namespace()` (see support.chromium). Chromium loops the
+fake microphone's file from the moment the page opens the microphone.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import wave
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import numpy as np
+
+from support.chromium import chromium_browser
+from support.server_process import free_port
+from support.waiting import within
+
+RATE = 16_000  # Hz of the WAVs
+LEAD_S = 4.0  # s of silence before the first speech (the call connects meanwhile)
+READY_TIMEOUT_S = 240.0  # s for `facecast chat` to import pipecat and prepare the avatar
+MOUTH = (185, 120, 75, 50)  # x, y, w, h of the default avatar's mouth (astronaut.jpg, 512x512)
+
+
+def write_wav(path: Path, *parts: tuple[str, float], lead_s: float = LEAD_S) -> Path:
+    """A 16-bit mono WAV: lead_s of silence, then for each (text, silence_after_s) espeak-ng (en-us,
+    150 wpm) saying text ("" for none) and that much silence."""
+    from facecast.audio.resampling import resample
+    from facecast.audio.tts import synthesize
+
+    pieces = [np.zeros(int(lead_s * RATE), np.float32)]
+    for text, silence_s in parts:
+        if text:
+            speech = synthesize(text, voice="en-us", rate_wpm=150)
+            pieces.append(0.8 * resample(speech.audio.samples, speech.audio.sample_rate, RATE))
+        pieces.append(np.zeros(int(silence_s * RATE), np.float32))
+    pcm = (np.clip(np.concatenate(pieces), -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(RATE)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+@contextmanager
+def chat_process(log: Path, *args: str) -> Iterator[str]:
+    """`facecast chat` on a free port of 127.0.0.1 (in the caller's namespace), ready to answer;
+    yields its URL. args: more `facecast chat` options (e.g. "--no-avatar")."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    code = "import sys; from facecast.cli import main; sys.exit(main(sys.argv[1:]))"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", code, "chat", "--port", str(port), "--log-level", "warning",
+                                 *args], stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+    try:
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"facecast chat exited ({proc.returncode}): {log.read_text()[-2000:]}")
+            try:
+                return httpx.get(url + "/health", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        assert within(READY_TIMEOUT_S, ready), log.read_text()[-2000:]
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def open_chat(url: str, wav: Path, timeout_s: float = 90.0, before_call: str | None = None):
+    """A page at /chat in a Chromium whose microphone plays `wav`, the call started (Talk clicked),
+    the mouth region set to MOUTH; `before_call`: script run before the click. Raises
+    AssertionError at exit if the page threw an error."""
+    with chromium_browser(fake_audio=wav) as browser:
+        page = browser.new_page()
+        page.set_default_timeout(int(timeout_s * 1000))
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url + "/chat")
+        page.evaluate(f"chat.setMouth({', '.join(map(str, MOUTH))})")
+        if before_call:
+            page.evaluate(before_call)
+        page.click("#talk")
+        yield page
+        assert not errors, errors
+
+
