@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -20,6 +21,10 @@ def start(settings: ServerSettings, options: ReplicaOptions, address: str | None
         if address:
             ray.init(address=address, namespace=APP_NAME)
         else:
+            # Ray starts its workers (here: the replicas) at nice 15, behind every ordinary process on
+            # the machine; the embedded instance serves, so they run at the usual priority, as plain
+            # serve does. `ray start` clusters: set RAY_worker_niceness=0 there the same way.
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(namespace=APP_NAME, num_cpus=num_cpus, include_dashboard=False,
                      _node_ip_address=settings.host if settings.host not in ("0.0.0.0", "::") else None)
     serve.start(http_options={"host": settings.host, "port": settings.port}, logging_config={"log_level": "WARNING"})
