@@ -29,7 +29,7 @@ pytest.importorskip("pipecat")
 pytest.importorskip("pocketsphinx")
 
 from probe import mouth_openings
-from support.chat import chat_process, open_chat, write_wav
+from support.chat import MIXER_JS, chat_process, open_chat, write_wav
 from support.chromium import CHROMIUM
 from support.netns import namespace_fixture
 from support.waiting import within
@@ -49,32 +49,6 @@ END_TO_END_S = 2.0  # s: the speech's onset at the browser -> interrupted, on a 
 # measures it: the audio path to the server and the VAD's 0.1 s come first)
 
 ns = namespace_fixture()
-
-
-# Before the call: getUserMedia gives the page the fake microphone mixed (WebAudio) with what
-# mixer.play(base64 WAV) plays, so a test can start speech at a moment of its choosing.
-MIXER_JS = r"""
-window.mixer = (() => {
-  const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-  let context = null, out = null;
-  navigator.mediaDevices.getUserMedia = async (constraints) => {
-    const mic = await original(constraints);
-    context = new AudioContext({sampleRate: 48000});
-    out = context.createMediaStreamDestination();
-    context.createMediaStreamSource(mic).connect(out);
-    return out.stream;
-  };
-  async function play(b64) {
-    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-    const source = context.createBufferSource();
-    source.buffer = await context.decodeAudioData(bytes.buffer);
-    source.connect(out);
-    source.start();
-    return Date.now();
-  }
-  return {play};
-})();
-"""
 
 
 def talking(url: str, wav, mix: bool = False):

@@ -30,6 +30,31 @@ LEAD_S = 4.0  # s of silence before the first speech (the call connects meanwhil
 READY_TIMEOUT_S = 240.0  # s for `facecast chat` to import pipecat and prepare the avatar
 MOUTH = (185, 120, 75, 50)  # x, y, w, h of the default avatar's mouth (astronaut.jpg, 512x512)
 
+# Before the call: getUserMedia gives the page the fake microphone mixed (WebAudio) with what
+# mixer.play(base64 WAV) plays, so a test can start speech at a moment of its choosing.
+MIXER_JS = r"""
+window.mixer = (() => {
+  const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  let context = null, out = null;
+  navigator.mediaDevices.getUserMedia = async (constraints) => {
+    const mic = await original(constraints);
+    context = new AudioContext({sampleRate: 48000});
+    out = context.createMediaStreamDestination();
+    context.createMediaStreamSource(mic).connect(out);
+    return out.stream;
+  };
+  async function play(b64) {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const source = context.createBufferSource();
+    source.buffer = await context.decodeAudioData(bytes.buffer);
+    source.connect(out);
+    source.start();
+    return Date.now();
+  }
+  return {play};
+})();
+"""
+
 
 def write_wav(path: Path, *parts: tuple[str, float], lead_s: float = LEAD_S) -> Path:
     """A 16-bit mono WAV: lead_s of silence, then for each (text, silence_after_s) espeak-ng (en-us,
