@@ -11,7 +11,6 @@ memory. Any other pipecat STT service takes its place in a pipeline unchanged.
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import AsyncGenerator
 
 from pipecat.frames.frames import CancelFrame, EndFrame, ErrorFrame, Frame, StartFrame, TranscriptionFrame
@@ -30,7 +29,7 @@ class PocketsphinxSTTService(SegmentedSTTService):
 
     decoder_config: pocketsphinx options (e.g. another language's hmm/lm/dict paths). The decoder
     is loaded in its worker process when the pipeline starts. The last decode's duration (s) is kept
-    in `last_decode_s` for latency breakdowns.
+    in `last_decode_s` (the decode alone, not the wait for the worker) for latency breakdowns.
     """
 
     def __init__(self, *, decoder_config: dict | None = None, **kwargs):
@@ -83,9 +82,7 @@ class PocketsphinxSTTService(SegmentedSTTService):
         await self.start_processing_metrics()
         try:
             worker = await self._ensure_worker()
-            started = time.perf_counter()
-            text = await asyncio.wrap_future(worker.submit(audio))  # one worker: utterances in order
-            self.last_decode_s = time.perf_counter() - started
+            text, self.last_decode_s = await asyncio.wrap_future(worker.submit(audio))  # in order: one worker
         except Exception as e:  # a bad utterance must not end the conversation
             yield ErrorFrame(error=f"pocketsphinx failed: {e}")
             return

@@ -7,6 +7,7 @@ Imports nothing but pocketsphinx, so a spawned worker starts in a fraction of a 
 from __future__ import annotations
 
 import multiprocessing
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 SAMPLE_RATE = 16_000  # Hz: the bundled en-us acoustic model's rate
@@ -36,8 +37,10 @@ def _init(config: dict) -> None:
     _decoder = load_decoder(**config)
 
 
-def _transcribe(pcm: bytes) -> str:
-    return transcribe(_decoder, pcm)
+def _transcribe(pcm: bytes) -> tuple[str, float]:
+    started = time.perf_counter()
+    text = transcribe(_decoder, pcm)
+    return text, time.perf_counter() - started
 
 
 def _ready() -> bool:
@@ -45,7 +48,8 @@ def _ready() -> bool:
 
 
 class SphinxWorker:
-    """One worker process with a loaded decoder. `submit(pcm)` -> a Future of the text;
+    """One worker process with a loaded decoder. `submit(pcm)` -> a Future of (text, seconds the
+    decode took);
     `warm()` -> a Future that is done once the decoder is loaded; `close()` (idempotent)."""
 
     def __init__(self, config: dict | None = None):
