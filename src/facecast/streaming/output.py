@@ -18,9 +18,10 @@ from typing import Protocol
 
 import numpy as np
 
-from facecast.streaming.queues import Channel
+from facecast.streaming.queues import MAX_KEPT, Channel
 
 SUBSCRIPTION_BATCHES = 8  # batches waiting for a raw subscriber at most (older ones are dropped)
+SPEECH_BATCHES = 250  # speech batches kept for a keep_speech subscriber at most (>= 10 s at 25 frames/s)
 ROOM_POLL_S = 0.02  # s between looks at the sinks while a clip's worker waits for room
 
 
@@ -88,7 +89,7 @@ class MediaSubscription:
 
     A subscriber that reads too slowly loses the oldest batches (counted in `dropped`), never
     holds the session back; with keep_speech, only idle ones (a reader that must play every bit
-    of speech: the last ~64 speech batches are kept). close() unsubscribes.
+    of speech: up to SPEECH_BATCHES speech batches wait). close() unsubscribes.
     """
 
     output: SessionOutput
@@ -153,7 +154,8 @@ class SessionOutput:
     def subscribe(self, keep_speech: bool = False) -> MediaSubscription:
         """Raw frames and PCM from the next batch on, for an asyncio consumer (see
         MediaSubscription for keep_speech)."""
-        subscription = MediaSubscription(self, keep_speech=keep_speech)
+        channel = Channel(SUBSCRIPTION_BATCHES, max_kept=SPEECH_BATCHES if keep_speech else MAX_KEPT)
+        subscription = MediaSubscription(self, channel, keep_speech=keep_speech)
         with self._lock:
             if self._closed:
                 subscription.finish(self._error)

@@ -233,12 +233,13 @@ class Session(WorkerSession):
             command = self._commands.get(timeout=timeout) if timeout > 0 else self._commands.get_nowait()
         except queue.Empty:
             return
-        for _ in range(DRAIN_MAX):
-            self._apply(command)
+        self._apply(command)
+        for _ in range(DRAIN_MAX - 1):  # DRAIN_MAX at most; the rest wait for the next drain
             try:
                 command = self._commands.get_nowait()
             except queue.Empty:
                 return
+            self._apply(command)
 
     def _apply(self, command: SpeechCommand) -> None:
         """Apply one command; speech it carried moves from the commands' count to the queue's."""
