@@ -17,8 +17,8 @@ TTSStoppedFrame ends it. Pushing the idle silence as TTS audio would keep the bo
 ever. The idle images go with `sync_with_audio=True` too, so they queue behind the last speech
 audio in the transport and never overtake it.
 
-The `TTSStoppedFrame` is held until the avatar has shown the utterance's last frame (at most the
-speech then queued plus `stop_timeout_s`), so it reaches the transport after the utterance's audio.
+The `TTSStoppedFrame` is held until the avatar has shown the utterance's last frame (or has made
+no progress for `stop_timeout_s`), so it reaches the transport after the utterance's audio.
 An interruption (or the user starting to speak) empties the avatar's queue at once, drops the
 batches already made for the old speech, and the next image shows a closed mouth.
 
@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
 
+import cv2
 import numpy as np
 from loguru import logger
 from pipecat.frames.frames import (
@@ -56,8 +58,8 @@ from facecast.errors import InvalidArgument
 from facecast.streaming.output import MediaBatch
 from facecast.streaming.speech import frame_samples
 
-STOP_TIMEOUT_S = 2.0  # s a held TTSStoppedFrame waits beyond the speech queued when it came
-INTERRUPT_WAIT_S = 1.0  # s batches are dropped at most while the avatar's answer to an interrupt is awaited
+STOP_TIMEOUT_S = 5.0  # s a held TTSStoppedFrame waits at most while the avatar's queued speech does not drop
+INTERRUPT_WAIT_S = 5.0  # s batches are dropped at most while the avatar's answer to an interrupt is awaited (a live session answers with its next batch)
 FRAME_KEY = "facecast_frame"  # image metadata: the avatar's output frame index
 AUDIO_KEY = "facecast_audio_samples"  # speech images' metadata: speech samples this service pushed before it
 
@@ -66,8 +68,9 @@ class FacecastVideoService(AIService):
     """A local, interruptible talking avatar for pipecat pipelines (see the module docstring).
 
     options: what the avatar looks like and how it is rendered (avatar file or prepared id, backend
-    and its options, size, fps, the rate of the audio it gives back); stop_timeout_s: how much
-    longer than the queued speech a TTSStoppedFrame is held at most.
+    and its options, size, fps, the rate of the audio it gives back); stop_timeout_s: how long a
+    held TTSStoppedFrame waits at most while the avatar makes no progress (its queued speech does
+    not drop: a stalled avatar never holds up the pipeline).
     """
 
     def __init__(self, options: AvatarOptions = AvatarOptions(), *, stop_timeout_s: float = STOP_TIMEOUT_S,
@@ -172,19 +175,29 @@ class FacecastVideoService(AIService):
             await self.avatar.push_audio(samples, frame.sample_rate, drop_on_interrupt=True)
 
     async def _end(self, frame: TTSStoppedFrame) -> None:
-        """End the utterance and pass `frame` on once its last frame is out (or after the timeout)."""
+        """End the utterance and pass `frame` on once its last frame is out, or once the avatar has
+        made no progress (its queued speech did not drop) for stop_timeout_s."""
         if self._pushed and not self._muted:
             self.avatar.end_utterance()
             self._ends += 1
-            timeout = self.avatar.queued_s + self.stop_timeout_s
-            if not self._ended_shown():
-                self._shown_event.clear()
-                try:
-                    await asyncio.wait_for(self._shown_event.wait(), timeout)
-                except asyncio.TimeoutError:
-                    logger.warning(f"{self}: the utterance's end was not shown within {timeout:.1f} s")
+            self._shown_event.clear()
+            await self._wait_shown()
         self._open = self._pushed = self._muted = False
         await self.push_frame(frame)
+
+    async def _wait_shown(self) -> None:
+        queued = math.inf
+        while not self._ended_shown() and self.avatar.queued_s < queued:
+            queued = self.avatar.queued_s
+            try:
+                await asyncio.wait_for(self._shown_event.wait(), self.stop_timeout_s)
+                logger.debug(f"{self}: utterance shown to its end ({self._shown} >= {self._base} + {self._ends})")
+                return
+            except asyncio.TimeoutError:
+                continue
+        if not self._ended_shown():
+            logger.warning(f"{self}: the avatar made no progress for {self.stop_timeout_s:.1f} s; "
+                           f"passing TTSStoppedFrame on ({self.avatar.queued_s:.2f} s of speech still queued)")
 
     def _interrupt(self) -> None:
         """Drop all queued speech now; batches made before are dropped as they come."""
@@ -221,7 +234,7 @@ class FacecastVideoService(AIService):
                 self.dropped_batches += 1
                 return
             index = batch.first_frame + i
-            image = OutputImageRawFrame(np.ascontiguousarray(frame[:, :, ::-1]).tobytes(), (width, height), "RGB")
+            image = OutputImageRawFrame(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).tobytes(), (width, height), "RGB")
             image.sync_with_audio = True
             image.metadata[FRAME_KEY] = index
             if batch.utterance:
