@@ -41,6 +41,7 @@ window.mixer = (() => {
     context = new AudioContext({sampleRate: 48000});
     out = context.createMediaStreamDestination();
     context.createMediaStreamSource(mic).connect(out);
+    await context.resume();  // a context made outside a gesture may start suspended (silent)
     return out.stream;
   };
   async function play(b64) {
