@@ -42,9 +42,11 @@ def new_session(cluster, **fields) -> str:
     return answer.json()["id"]
 
 
-def one_per_replica(cluster, **fields) -> list[str]:
+def one_per_replica(cluster, readers: list | None = None, **fields) -> list[str]:
     """A session on each replica: new sessions go to the replica with the fewest, as reported about a
-    second ago, so right after other sessions ended the first two may share one; extras are deleted."""
+    second ago, so right after other sessions ended the first two may share one; extras are deleted.
+    readers: a list to put a started StreamReader of each kept session in at once, so that none is
+    reaped (no reader for the grace period) while the others are made on a slow machine."""
     kept: dict[str, str] = {}
 
     def another() -> bool:
@@ -53,6 +55,9 @@ def one_per_replica(cluster, **fields) -> list[str]:
             httpx.delete(f"{cluster.url}/sessions/{sid}", timeout=30)
         else:
             kept[home(sid)] = sid
+            if readers is not None:
+                readers.append(StreamReader(f"{cluster.url}/stream/{sid}"))
+                readers[-1].start()
         return len(kept) == 2
 
     # a replica Serve just started reaches the proxy's router within seconds
@@ -210,7 +215,8 @@ def test_a_webrtc_offer_through_the_proxy_reaches_the_sessions_replica(cluster):
     veth pair, support.netns.webrtc_namespace), which this loopback-only namespace has none of; the
     media path is the plain server's (tests/test_netns_webrtc.py)."""
     pytest.importorskip("aiortc")
-    for sid in one_per_replica(cluster):
+    readers: list = []  # the sessions must outlive the offers on a slow machine
+    for sid in one_per_replica(cluster, readers):
         offer = asyncio.run(_recvonly_offer())
         answer = httpx.post(f"{cluster.url}/sessions/{sid}/webrtc", json={"sdp": offer, "type": "offer"}, timeout=60)
         assert answer.status_code == 201, answer.text
@@ -221,7 +227,9 @@ def test_a_webrtc_offer_through_the_proxy_reaches_the_sessions_replica(cluster):
         # once without candidates); another replica would answer 410 (not its session).
         hung_up = httpx.delete(cluster.url + body["location"], timeout=30)
         assert hung_up.status_code in (200, 404) and hung_up.headers["x-facecast-replica"] == home(sid), hung_up.text
-        httpx.delete(f"{cluster.url}/sessions/{sid}", timeout=30)
+    for reader in readers:
+        reader.stop.set()
+        httpx.delete(f"{reader.url.replace('/stream/', '/sessions/')}", timeout=30)
 
 
 async def _recvonly_offer() -> str:

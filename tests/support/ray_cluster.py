@@ -97,10 +97,18 @@ class RayServe:
             if status is not None and status.status == "RUNNING":
                 dep = status.deployments["facecast"]
                 running = dep.replica_states.get("RUNNING", 0)
-                if running == count and sum(dep.replica_states.values()) == count and self._healthy():
+                if running == count and sum(dep.replica_states.values()) == count and self._healthy() \
+                        and self._reported(count):
                     return
             time.sleep(0.2)
         raise RuntimeError(f"facecast did not reach {count} running replicas in {timeout:g} s: {serve.status()}")
+
+    def _reported(self, count: int) -> bool:
+        """Whether `count` replicas have reported to the stats board lately (tests find replicas there)."""
+        try:
+            return len(self.replicas()) == count
+        except ValueError:  # no board yet
+            return False
 
     def _healthy(self) -> bool:
         try:
