@@ -8,7 +8,16 @@ LiveKit Agents (livekit-agents 1.8, no server: livekit-agents' mock room, tests/
       drift of each audio frame from its due time, the published video rate during the speech, and
       the playback position the agent is told.
 
-usage: python benchmarks/bench_agents.py [--livekit-seconds 60] [--json /tmp/bench_agents.json]
+pipecat (pipecat-ai 1.14; FacecastVideoService in front of tests/support/pipecat_media.PacedOutput,
+pipecat's BaseOutputTransport with a device that plays audio in real time):
+  pipecat_output(seconds)  idle, one utterance of `seconds` s of espeak-ng speech, idle again: images
+      the service pushes per second (idle and speaking), images the transport draws per second, the
+      audio/image offset (when each speech image is drawn minus when the first audio sample of its
+      frame plays; 0 is perfect, the transport draws at its framerate so up to one frame late is
+      expected), and how long after the speech's last sample played the bot stopped speaking.
+
+usage: python benchmarks/bench_agents.py [--livekit-seconds 60] [--pipecat-seconds 20] [--pipecat-size 256 512]
+                                         [--sections livekit,pipecat] [--json /tmp/bench_agents.json]
 """
 
 from __future__ import annotations
@@ -108,17 +117,111 @@ def _seconds(value: float | None) -> str:
     return "none (no playback_finished)" if value is None else f"{value:.3f} s"
 
 
+# -- pipecat -----------------------------------------------------------------------------------------------
+PIPECAT_IDLE_S = 2.0  # s of idle before and after the utterance
+PIPECAT_TEXT = ("facecast is the face of this voice agent. It runs on this computer, with no network, "
+                "and it can talk for as long as the agent has something to say. ")
+
+
+async def _pipecat_output(seconds: float, size_px: int | None) -> dict:
+    from pipecat.frames.frames import (BotStoppedSpeakingFrame, OutputImageRawFrame, TTSAudioRawFrame,
+                                       TTSStartedFrame, TTSStoppedFrame)
+    from pipecat.pipeline.pipeline import Pipeline
+    from pipecat.processors.frame_processor import FrameDirection
+    from pipecat.tests.utils import run_test
+    from support.pipecat_media import PacedOutput, Pushed, mark, script, tts_frames, wait
+
+    from facecast.agents.avatar import AvatarOptions, load
+    from facecast.agents.pipecat import AUDIO_KEY, FacecastVideoService
+    from facecast.audio.tts import synthesize
+
+    options = AvatarOptions(size=size_px, fps=25, sample_rate=24_000)
+    speech = synthesize(PIPECAT_TEXT).audio
+    repeats = int(np.ceil(seconds / speech.duration))
+    samples = np.tile(speech.samples, repeats)[: int(seconds * speech.sample_rate)]
+    service = FacecastVideoService(options)
+    size = load(options)[0].size
+    transport = PacedOutput(size, options.fps)
+    out, up = Pushed(service), Pushed(transport, FrameDirection.UPSTREAM)
+    t: dict[str, float] = {}
+    limit = seconds + 60.0
+    frames = script(wait(limit, lambda: len(transport.video) > 0), mark(t, "idle"),
+                    wait(limit, lambda: time.monotonic() - t["idle"] >= PIPECAT_IDLE_S), mark(t, "speak"),
+                    TTSStartedFrame(), tts_frames(samples, speech.sample_rate), TTSStoppedFrame(),
+                    wait(limit, lambda: up.count(BotStoppedSpeakingFrame) >= 1), mark(t, "stopped"),
+                    wait(limit, lambda: time.monotonic() - t["stopped"] >= PIPECAT_IDLE_S), mark(t, "end"))
+    await run_test(Pipeline([service, transport]), frames_to_send=frames, observers=[out, up], start_timeout=120)
+
+    def rate(times: list[float]) -> float:
+        return (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+
+    images = out.times(OutputImageRawFrame)
+    speech_times = out.times(TTSAudioRawFrame)
+    idle = [x for x in images if x < speech_times[0] or x > speech_times[-1]]
+    speaking = [x for x in images if speech_times[0] <= x <= speech_times[-1]]
+    drawn = [when for when, _ in transport.video if t["idle"] <= when < t["end"]]
+    offsets, seen = [], set()
+    for when, image in transport.video:
+        if AUDIO_KEY in image.metadata and id(image) not in seen:
+            seen.add(id(image))
+            played = transport.played_at(image.metadata[AUDIO_KEY])
+            if played is not None:
+                offsets.append((when - played) * 1000)
+    speech_end = max(start + n / transport.sample_rate for start, n in transport.audio if start < t["end"])
+    stop = out.times(TTSStoppedFrame)[0]
+    return {"seconds": seconds, "size": list(size),
+            "pushed_fps_idle": rate(idle), "pushed_fps_speaking": rate(speaking), "drawn_fps": rate(drawn),
+            "speech_audio_s": len(speech_times) * 960 / 24_000, "offset_ms_p50": float(np.percentile(offsets, 50)),
+            "offset_ms_p95": float(np.percentile(offsets, 95)), "offset_ms_min": float(np.min(offsets)),
+            "offset_ms_max": float(np.max(offsets)), "speech_images": len(offsets),
+            "stop_after_speech_ms": (stop - speech_end) * 1000,
+            "bot_stopped_after_speech_ms": (up.times(BotStoppedSpeakingFrame)[0] - speech_end) * 1000,
+            "dropped_batches": service.dropped_batches}
+
+
+def pipecat_output(seconds: float, size_px: int | None = None) -> dict:
+    """Frames out per second and the audio/image offset at pipecat's output transport; size_px: the
+    avatar's longest side (None: its default)."""
+    return asyncio.run(_pipecat_output(seconds, size_px))
+
+
+def pipecat_table(rows: list[dict]) -> str:
+    lines = ["| utterance | images pushed/s idle / speaking | images drawn/s | audio/image offset p50 / p95 "
+             "(min..max) | TTSStopped / bot stopped after the speech |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['seconds']:.0f} s ({r['size'][0]}x{r['size'][1]}) | {r['pushed_fps_idle']:.2f} / "
+                     f"{r['pushed_fps_speaking']:.2f} | {r['drawn_fps']:.2f} | {r['offset_ms_p50']:+.0f} / "
+                     f"{r['offset_ms_p95']:+.0f} ms ({r['offset_ms_min']:+.0f}..{r['offset_ms_max']:+.0f}, "
+                     f"{r['speech_images']} images) | {r['stop_after_speech_ms']:+.0f} / "
+                     f"{r['bot_stopped_after_speech_ms']:+.0f} ms |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--livekit-seconds", type=float, default=60.0, help="length of the utterance (s)")
+    parser.add_argument("--pipecat-seconds", type=float, default=20.0, help="length of the utterance (s)")
+    parser.add_argument("--pipecat-size", type=int, nargs="*", default=[256, 512],
+                        help="avatar sizes (longest side, px) to measure")
+    parser.add_argument("--sections", default="livekit,pipecat", help="which frameworks, comma-separated")
     parser.add_argument("--json", default="/tmp/bench_agents.json", help="where to write the results")
     args = parser.parse_args()
-    rows = [livekit_pacing(path, args.livekit_seconds) for path in ("in-process", "worker")]
-    table = livekit_table(rows)
-    results = {"livekit": rows, "load_average_end": [round(x, 2) for x in os.getloadavg()],
-               "cpus": os.cpu_count(), "table": table}
+    sections = set(args.sections.split(","))
+    results: dict = {}
+    printed = []
+    if "livekit" in sections:
+        rows = [livekit_pacing(path, args.livekit_seconds) for path in ("in-process", "worker")]
+        results["livekit"], results["livekit_table"] = rows, livekit_table(rows)
+        printed.append("## LiveKit\n\n" + results["livekit_table"])
+    if "pipecat" in sections:
+        rows = [pipecat_output(args.pipecat_seconds, size) for size in args.pipecat_size]
+        results["pipecat"], results["pipecat_table"] = rows, pipecat_table(rows)
+        printed.append("## pipecat\n\n" + results["pipecat_table"])
+    results.update({"load_average_end": [round(x, 2) for x in os.getloadavg()], "cpus": os.cpu_count()})
+    results["table"] = "\n\n".join(printed)
+    results["table"] += f"\n\n(load average at the end: {results['load_average_end']} on {os.cpu_count()} CPUs)"
     Path(args.json).write_text(json.dumps(results, indent=1, default=float))
-    print("\n## LiveKit\n\n" + table + f"\n\nJSON: {args.json}")
+    print("\n" + results["table"] + f"\n\nJSON: {args.json}")
     return 0
 
 

@@ -209,4 +209,6 @@ def test_at_the_output_transport_idle_images_keep_the_video_alive_and_bot_speaki
             if played is not None:
                 offsets.append(when - played)
     assert len(offsets) >= 40
-    assert abs(float(np.median(offsets))) < 0.1, np.percentile(offsets, [5, 50, 95])
+    # never before its audio; typically within a frame (the transport draws at its framerate), later
+    # only when the transport's own video task is starved of CPU
+    assert np.percentile(offsets, 5) > -0.05 and np.median(offsets) < 0.25, np.percentile(offsets, [5, 50, 95])
