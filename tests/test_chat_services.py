@@ -74,7 +74,7 @@ def test_stt_service_transcribes_a_vad_segment():
     ("who are you", "I am facecast"),
     ("what can you do", "I listen to you"),
     ("goodbye", "Goodbye"),
-    ("the cat sat on the mat", "You said: the cat sat on the mat."),
+    ("the cat sat on the mat", "You said: the cat sat on the mat. I am a talking avatar"),
     ("", "Sorry"),
     ("?!", "Sorry"),
 ])

@@ -17,6 +17,8 @@ from pipecat.frames.frames import (Frame, LLMFullResponseEndFrame, LLMFullRespon
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 GREETING = "Hello! I am the facecast avatar. Ask me who I am, or what I can do."
+HINT = ("I am a talking avatar running right here on this computer. "
+        "Ask me how I am, who I am, or what I can do.")  # after an echo: what it understands
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,7 @@ def reply_to(heard: str) -> str:
     for rule in RULES:
         if any(re.search(key, words) for key in rule.keys):
             return rule.answer
-    return f"You said: {words}."
+    return f"You said: {words}. {HINT}"
 
 
 class RuleResponder(FrameProcessor):
