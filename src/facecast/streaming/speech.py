@@ -8,7 +8,7 @@ becomes, so picture and sound stay locked however utterances and idle gaps are i
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -23,29 +23,85 @@ def frame_samples(frame: int, sample_rate: int, fps: int) -> int:
     return int(round((frame + 1) * sample_rate / fps)) - int(round(frame * sample_rate / fps))
 
 
-@dataclass
+class Growing:
+    """A float32 array of rows that grows at its end and shrinks at its start, each in amortised
+    O(1) per row (a live utterance receives audio in thousands of small chunks: concatenating
+    each onto the whole would copy the utterance again for every chunk)."""
+
+    def __init__(self, initial: np.ndarray):
+        # Not copied: the buffer is full, so the first append moves the rows to a new one and the
+        # caller's array is never written (a clip's arrays are never copied at all).
+        self._buf = np.asarray(initial, np.float32)
+        self._start, self._end = 0, len(self._buf)
+
+    @property
+    def array(self) -> np.ndarray:
+        """The rows held, a view (valid until the next append)."""
+        return self._buf[self._start:self._end]
+
+    def append(self, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, np.float32)
+        n = len(rows)
+        if self._end + n > len(self._buf):
+            held = self._end - self._start
+            grown = np.empty((max(2 * (held + n), 1024),) + self._buf.shape[1:], np.float32)
+            grown[:held] = self._buf[self._start:self._end]
+            self._buf, self._start, self._end = grown, 0, held
+        self._buf[self._end:self._end + n] = rows
+        self._end += n
+
+    def drop(self, n: int) -> None:
+        """Forget the first n rows."""
+        self._start = min(self._end, self._start + n)
+
+    def __len__(self) -> int:
+        return self._end - self._start
+
+
 class Utterance:
     """One stretch of speech.
 
-    features: (N, C) float32 rows, one per video frame; pcm: (M,) float32 at the session rate.
-    complete: no more rows or samples will come (a clip, or a live utterance that ended).
-    marks: (first sample index, arrival time s) of live chunks, oldest first.
+    features: (N, C) float32 rows, one per video frame; pcm: (M,) float32 at the session rate
+    (both views of Growing buffers); complete: no more rows or samples will come (a clip, or a
+    live utterance that ended); marks: (first sample index, arrival time s) of live chunks, oldest
+    first; row: next row to show; sample: output samples the shown rows span; fed: samples handed
+    out (>= sample while a lead runs ahead).
     """
 
-    features: np.ndarray
-    pcm: np.ndarray
-    complete: bool
-    marks: deque = field(default_factory=deque)
-    row: int = 0  # next row to show
-    sample: int = 0  # output samples the shown rows span
-    fed: int = 0  # samples handed out (>= sample while a lead runs ahead)
+    def __init__(self, features: np.ndarray, pcm: np.ndarray, complete: bool):
+        self._features, self._pcm = Growing(features), Growing(pcm)
+        self.complete = complete
+        self.marks: deque = deque()
+        self.row = self.sample = self.fed = 0
+
+    @property
+    def features(self) -> np.ndarray:
+        return self._features.array
+
+    @property
+    def pcm(self) -> np.ndarray:
+        return self._pcm.array
+
+    def add_pcm(self, pcm: np.ndarray) -> None:
+        self._pcm.append(pcm)
+
+    def add_rows(self, rows: np.ndarray) -> None:
+        self._features.append(rows)
+
+    def forget_shown(self) -> None:
+        """Drop the rows and samples already shown (indices move down accordingly)."""
+        self._pcm.drop(self.sample)
+        self._features.drop(self.row)
+        self.marks = deque((index - self.sample, t) for index, t in self.marks)
+        self.fed -= self.sample
+        self.sample, self.row = 0, 0
 
     def ready(self) -> int:
         """Rows that can be shown now (their audio has arrived, or the utterance is complete)."""
-        return len(self.features) - self.row
+        return len(self._features) - self.row
 
     def exhausted(self) -> bool:
-        return self.complete and self.row >= len(self.features)
+        return self.complete and self.row >= len(self._features)
 
 
 @dataclass
@@ -87,7 +143,7 @@ class SpeechQueue:
         pcm = self._resample(samples, rate)
         utt = self._open_live()
         utt.marks.append((len(utt.pcm), arrived))
-        utt.pcm = np.concatenate([utt.pcm, pcm])
+        utt.add_pcm(pcm)
         self._add_rows(utt, self._live.push(pcm))
 
     def end(self) -> None:
@@ -173,7 +229,7 @@ class SpeechQueue:
 
     def _add_rows(self, utt: Utterance, rows: np.ndarray) -> None:
         if len(rows):
-            utt.features = np.concatenate([utt.features, np.asarray(rows, np.float32).reshape(len(rows), -1)])
+            utt.add_rows(np.asarray(rows, np.float32).reshape(len(rows), -1))
 
     def _resample(self, samples: np.ndarray, rate: int) -> np.ndarray:
         if rate == self.sample_rate:
@@ -190,10 +246,6 @@ class SpeechQueue:
 
 def _compact(utt: Utterance) -> None:
     """Forget what a long utterance has already shown, so a live one never grows without bound."""
-    if utt.complete or utt.sample < COMPACT_SAMPLES:  # a clip's arrays are never copied
+    if utt.complete or utt.sample < COMPACT_SAMPLES:
         return
-    utt.pcm = utt.pcm[utt.sample:]
-    utt.features = utt.features[utt.row:]
-    utt.marks = deque((index - utt.sample, t) for index, t in utt.marks)
-    utt.fed -= utt.sample
-    utt.sample, utt.row = 0, 0
+    utt.forget_shown()
