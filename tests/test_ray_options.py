@@ -64,3 +64,49 @@ def test_autoscaling_bounds_make_an_autoscaling_config():
     config = deployment._deployment_config.autoscaling_config
     assert (config.min_replicas, config.max_replicas, config.target_ongoing_requests) == (1, 5, 3.0)
     assert deployment._deployment_config.graceful_shutdown_timeout_s == 310.0
+
+
+def test_autoscaling_delays_come_from_options_or_the_environment(monkeypatch):
+    from facecast.server.ray.options import replica_options
+
+    config = lambda options: facecast_app(ServerSettings(warmup=False), options)._bound_deployment \
+        ._deployment_config.autoscaling_config  # noqa: E731
+    default = config(replica_options(replicas="1:3"))
+    assert (default.upscale_delay_s, default.downscale_delay_s) == (5.0, 60.0)
+    monkeypatch.setenv("FACECAST_RAY_DOWNSCALE_DELAY_S", "7")
+    assert config(replica_options(replicas="1:3")).downscale_delay_s == 7.0
+    given = config(replica_options(replicas="1:3", upscale_delay=1, downscale_delay=2))  # the option wins
+    assert (given.upscale_delay_s, given.downscale_delay_s) == (1.0, 2.0)
+    monkeypatch.setenv("FACECAST_RAY_DOWNSCALE_DELAY_S", "soon")
+    with pytest.raises(InvalidArgument, match="FACECAST_RAY_DOWNSCALE_DELAY_S"):
+        replica_options(replicas="1:3")
+    with pytest.raises(InvalidArgument, match="downscale_delay_s"):
+        ReplicaOptions(downscale_delay_s=-1).validate()
+
+
+def test_the_serve_application_builder_takes_serves_args_dict(tmp_path, monkeypatch):
+    """`serve run facecast.server.ray.deployment:build_app k=v` and KubeRay's import_path + args."""
+    from ray.serve._private.api import call_user_app_builder_with_args_if_necessary
+    from ray.serve.deployment import Application
+
+    from facecast.server.ray.deployment import build_app
+
+    monkeypatch.setenv("FACECAST_SESSION_GRACE_S", "4")
+    args = {"replicas": "1:4", "max_sessions": "3", "backend": "classic", "replica_cpus": 2, "drain": "20",
+            "downscale_delay": "15", "data_dir": str(tmp_path), "warmup": "false"}
+    app = call_user_app_builder_with_args_if_necessary(build_app, args)  # as Serve calls an import path
+    assert isinstance(app, Application)
+    deployment = app._bound_deployment
+    config = deployment._deployment_config
+    assert (config.autoscaling_config.min_replicas, config.autoscaling_config.max_replicas) == (1, 4)
+    assert config.autoscaling_config.downscale_delay_s == 15.0 and config.max_ongoing_requests == 3 * 3 + 16
+    assert deployment.ray_actor_options["num_cpus"] == 2.0 and config.graceful_shutdown_timeout_s == 30.0
+    settings, drain = deployment._replica_config.init_args  # FacecastReplica(settings, drain_s)
+    assert (settings.data_dir, settings.warmup, settings.session_grace_s, settings.max_sessions, settings.backend) \
+        == (tmp_path, False, 4.0, 3, "classic") and drain == 20.0
+    assert isinstance(build_app({}), Application)  # every arg has a default: one replica
+    for bad, message in [({"replica": "2"}, "unknown facecast app args \\['replica'\\]"),
+                         ({"replicas": "4:1"}, "--replicas '4:1'"), ({"max_sessions": "many"}, "max_sessions='many'"),
+                         ({"warmup": "maybe"}, "warmup='maybe'"), ({"drain": "-1"}, "drain_s=-1")]:
+        with pytest.raises(InvalidArgument, match=message):
+            build_app(bad)

@@ -49,6 +49,12 @@ def add_commands(sub) -> None:
     ray.add_argument("--replica-gpus", type=float, default=0.0, help="GPUs one replica reserves, e.g. 0.25")
     ray.add_argument("--drain", type=float, default=300.0, help="seconds a replica being stopped waits for its "
                                                                  "sessions to end (default 300)")
+    ray.add_argument("--upscale-delay", type=float, default=None, metavar="S",
+                     help="autoscaling: seconds more replicas must be wanted before one is added "
+                          "(default 5, or FACECAST_RAY_UPSCALE_DELAY_S)")
+    ray.add_argument("--downscale-delay", type=float, default=None, metavar="S",
+                     help="autoscaling: seconds fewer replicas must be wanted before one is stopped "
+                          "(default 60, or FACECAST_RAY_DOWNSCALE_DELAY_S)")
     p.set_defaults(run=run_serve)
 
 

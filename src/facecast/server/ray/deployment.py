@@ -52,7 +52,8 @@ class ReplicaOptions:
     sessions: sessions one replica holds at most (its FACECAST_MAX_SESSIONS); min/max_replicas:
     autoscaling bounds (equal: a fixed number); target_sessions: active sessions per replica the
     autoscaler aims at; num_cpus / num_gpus: Ray resources one replica reserves (a fraction of a GPU
-    shares it); drain_s: how long a replica being stopped waits for its sessions to end.
+    shares it); drain_s: how long a replica being stopped waits for its sessions to end;
+    upscale/downscale_delay_s: how long the autoscaler must want more / fewer replicas before it acts.
     """
 
     sessions: int = 6
@@ -62,6 +63,8 @@ class ReplicaOptions:
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     drain_s: float = 300.0
+    upscale_delay_s: float = 5.0  # autoscaling: how long more replicas must be wanted before Serve adds them
+    downscale_delay_s: float = 60.0  # ... and fewer before it stops (drains) one
 
     def validate(self) -> None:
         if self.sessions < 1:
@@ -73,6 +76,9 @@ class ReplicaOptions:
             raise InvalidArgument(f"num_cpus={self.num_cpus!r} and num_gpus={self.num_gpus!r} must not be negative")
         if self.drain_s < 0:
             raise InvalidArgument(f"drain_s={self.drain_s!r} must not be negative")
+        if not (self.upscale_delay_s >= 0 and self.downscale_delay_s >= 0):
+            raise InvalidArgument(f"upscale_delay_s={self.upscale_delay_s!r} and downscale_delay_s="
+                                  f"{self.downscale_delay_s!r} must not be negative (seconds)")
 
     @property
     def max_ongoing_requests(self) -> int:
@@ -160,7 +166,7 @@ def facecast_app(settings: ServerSettings, options: ReplicaOptions):
         config["autoscaling_config"] = AutoscalingConfig(
             min_replicas=options.min_replicas, max_replicas=options.max_replicas,
             initial_replicas=max(1, options.min_replicas), target_ongoing_requests=options.target(),
-            upscale_delay_s=5.0, downscale_delay_s=60.0,
+            upscale_delay_s=options.upscale_delay_s, downscale_delay_s=options.downscale_delay_s,
             policy=AutoscalingPolicy(policy_function=sessions_policy))
     else:
         config["num_replicas"] = options.max_replicas
@@ -178,3 +184,19 @@ def facecast_app(settings: ServerSettings, options: ReplicaOptions):
     # serve.run); Deployment.options(_internal=True) still takes it, as Serve's own decorator does.
     deployment = deployment.options(version=code_version(settings, options.drain_s), _internal=True)
     return deployment.bind(settings, options.drain_s)
+
+
+def build_app(args: dict):
+    """Serve's application builder, for `serve run`, a Serve config file and KubeRay's RayService:
+
+        serve run facecast.server.ray.deployment:build_app replicas=1:4 max_sessions=6
+        # config file / RayService: import_path: facecast.server.ray.deployment:build_app
+        #                           args: {replicas: "1:4", backend: classic, replica_cpus: 2}
+
+    `args` holds the `facecast serve --ray` options by name (ARGS; values as strings or numbers);
+    the server's settings come from FACECAST_* in the environment, then these args. Unknown or bad
+    args raise InvalidArgument naming them."""
+    from facecast.server.ray.options import options_from_args
+
+    settings, options = options_from_args(args)
+    return facecast_app(settings, options)
