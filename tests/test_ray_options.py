@@ -92,13 +92,14 @@ def test_the_serve_application_builder_takes_serves_args_dict(tmp_path, monkeypa
     from facecast.server.ray.deployment import build_app
 
     monkeypatch.setenv("FACECAST_SESSION_GRACE_S", "4")
-    args = {"replicas": "1:4", "max_sessions": "3", "backend": "classic", "replica_cpus": 2, "drain": "20",
-            "downscale_delay": "15", "data_dir": str(tmp_path), "warmup": "false"}
+    args = {"replicas": "1:4", "max_sessions": "3", "target_sessions": 2, "backend": "classic", "replica_cpus": 2,
+            "drain": "20", "downscale_delay": "15", "data_dir": str(tmp_path), "warmup": "false"}
     app = call_user_app_builder_with_args_if_necessary(build_app, args)  # as Serve calls an import path
     assert isinstance(app, Application)
     deployment = app._bound_deployment
     config = deployment._deployment_config
     assert (config.autoscaling_config.min_replicas, config.autoscaling_config.max_replicas) == (1, 4)
+    assert config.autoscaling_config.target_ongoing_requests == 2.0
     assert config.autoscaling_config.downscale_delay_s == 15.0 and config.max_ongoing_requests == 3 * 3 + 16
     assert deployment.ray_actor_options["num_cpus"] == 2.0 and config.graceful_shutdown_timeout_s == 30.0
     settings, drain = deployment._replica_config.init_args  # FacecastReplica(settings, drain_s)
@@ -107,6 +108,7 @@ def test_the_serve_application_builder_takes_serves_args_dict(tmp_path, monkeypa
     assert isinstance(build_app({}), Application)  # every arg has a default: one replica
     for bad, message in [({"replica": "2"}, "unknown facecast app args \\['replica'\\]"),
                          ({"replicas": "4:1"}, "--replicas '4:1'"), ({"max_sessions": "many"}, "max_sessions='many'"),
-                         ({"warmup": "maybe"}, "warmup='maybe'"), ({"drain": "-1"}, "drain_s=-1")]:
+                         ({"warmup": "maybe"}, "warmup='maybe'"), ({"drain": "-1"}, "drain_s=-1"),
+                         ({"target_sessions": "0"}, "target_sessions=0")]:
         with pytest.raises(InvalidArgument, match=message):
             build_app(bad)

@@ -322,6 +322,36 @@ def test_the_serve_ray_command_deploys_onto_a_cluster_and_removes_itself(cluster
     assert ray.is_initialized()  # the cluster the command joined goes on
 
 
+def test_an_app_from_the_builder_autoscales_on_active_sessions(cluster):
+    """`build_app` (the `serve run` / config-file / KubeRay import path) deployed with Serve's args,
+    autoscaling 1..2 replicas with a target of 1 session each and short delays: two live sessions
+    bring a second replica, ending them takes it away. Runs after the command test deleted the app;
+    leaves one replica deployed. Replicas report sessions every second here (ray_cluster.py)."""
+    from ray import serve
+
+    from facecast.server.ray.deployment import APP_NAME, build_app
+
+    args = {"replicas": "1:2", "max_sessions": "4", "target_sessions": "1", "replica_cpus": "0.5", "drain": "10",
+            "upscale_delay": "0", "downscale_delay": "2", "grace": "15", "warmup": "false",
+            "data_dir": str(cluster.data_dir)}
+    serve.run(build_app(args), name=APP_NAME, route_prefix="/", blocking=False)
+    cluster.wait_replicas(1)
+    readers = []
+    sessions = [new_session(cluster) for _ in range(2)]  # both on the one replica
+    try:
+        for sid in sessions:  # read: not reaped while Serve decides
+            readers.append(StreamReader(f"{cluster.url}/stream/{sid}"))
+            readers[-1].start()
+        assert within(180, lambda: states_are(cluster, {"RUNNING": 2})), cluster.replica_states()
+        cluster.wait_replicas(2)  # the new one serves and reports
+    finally:
+        for reader in readers:
+            reader.stop.set()
+        for sid in sessions:
+            httpx.delete(f"{cluster.url}/sessions/{sid}", timeout=30)
+    cluster.wait_replicas(1, timeout=240)  # no sessions: back to the minimum
+
+
 def states_are(cluster, expected: dict) -> bool:
     """serve.status() shows these replica counts (polled at most 4 times a second: it asks the controller)."""
     time.sleep(0.25)

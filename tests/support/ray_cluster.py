@@ -131,6 +131,9 @@ def ray_serve(data_dir: Path, *, replicas: int = 2, sessions: int = 4, replica_c
     with loopback_namespace():
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_ENABLE_UV_RUN_RUNTIME_ENV", "0")
+        # replicas report their autoscaling metric (active sessions) every second, not every 10 s,
+        # so the autoscaling test sees a change within seconds (read by the workers Ray starts)
+        os.environ.setdefault("RAY_SERVE_REPLICA_AUTOSCALING_METRIC_PUSH_INTERVAL_S", "1")
         port = free_port()
         ray.init(num_cpus=CLUSTER_CPUS, include_dashboard=False, namespace=APP_NAME, _node_ip_address="127.0.0.1",
                  log_to_driver=False)

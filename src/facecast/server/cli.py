@@ -49,6 +49,8 @@ def add_commands(sub) -> None:
     ray.add_argument("--replica-gpus", type=float, default=0.0, help="GPUs one replica reserves, e.g. 0.25")
     ray.add_argument("--drain", type=float, default=300.0, help="seconds a replica being stopped waits for its "
                                                                  "sessions to end (default 300)")
+    ray.add_argument("--target-sessions", type=float, default=None, metavar="N",
+                     help="autoscaling: active sessions per replica aimed at (default 3/4 of --max-sessions)")
     ray.add_argument("--upscale-delay", type=float, default=None, metavar="S",
                      help="autoscaling: seconds more replicas must be wanted before one is added "
                           "(default 5, or FACECAST_RAY_UPSCALE_DELAY_S)")

@@ -74,6 +74,8 @@ class ReplicaOptions:
                                   "max at least 1")
         if self.num_cpus < 0 or self.num_gpus < 0:
             raise InvalidArgument(f"num_cpus={self.num_cpus!r} and num_gpus={self.num_gpus!r} must not be negative")
+        if self.target_sessions is not None and not self.target_sessions > 0:
+            raise InvalidArgument(f"target_sessions={self.target_sessions!r} must be positive")
         if self.drain_s < 0:
             raise InvalidArgument(f"drain_s={self.drain_s!r} must not be negative")
         if not (self.upscale_delay_s >= 0 and self.downscale_delay_s >= 0):

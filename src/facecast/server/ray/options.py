@@ -16,6 +16,7 @@ DOWNSCALE_DELAY_S = 60.0
 ARGS = {
     "replicas": "a number, or autoscaling bounds MIN:MAX (default 1)",
     "max_sessions": "sessions one replica holds (default 6)",
+    "target_sessions": "autoscaling: active sessions per replica aimed at (default 3/4 of max_sessions)",
     "replica_cpus": "CPUs one replica reserves (default 1)",
     "replica_gpus": "GPUs one replica reserves, e.g. 0.25 (default 0)",
     "drain": "seconds a replica being stopped waits for its sessions (default 300)",
@@ -53,14 +54,16 @@ def delay(value: float | None, name: str, default: float) -> float:
         raise InvalidArgument(f"FACECAST_RAY_{name}={text!r}: give seconds, e.g. 30") from None
 
 
-def replica_options(*, replicas: str = "1", max_sessions: int | None = None, replica_cpus: float = 1.0,
-                    replica_gpus: float = 0.0, drain: float = 300.0, upscale_delay: float | None = None,
-                    downscale_delay: float | None = None):
+def replica_options(*, replicas: str = "1", max_sessions: int | None = None, target_sessions: float | None = None,
+                    replica_cpus: float = 1.0, replica_gpus: float = 0.0, drain: float = 300.0,
+                    upscale_delay: float | None = None, downscale_delay: float | None = None):
+    """ReplicaOptions from the `serve --ray` options (delays: given, else FACECAST_RAY_*, else default)."""
     from facecast.server.ray.deployment import ReplicaOptions
 
     low, high = parse_replicas(str(replicas))
     options = ReplicaOptions(sessions=max_sessions or DEFAULT_SESSIONS, min_replicas=low, max_replicas=high,
-                             num_cpus=replica_cpus, num_gpus=replica_gpus, drain_s=drain,
+                             target_sessions=target_sessions, num_cpus=replica_cpus, num_gpus=replica_gpus,
+                             drain_s=drain,
                              upscale_delay_s=delay(upscale_delay, "UPSCALE_DELAY_S", UPSCALE_DELAY_S),
                              downscale_delay_s=delay(downscale_delay, "DOWNSCALE_DELAY_S", DOWNSCALE_DELAY_S))
     options.validate()
@@ -95,8 +98,8 @@ def options_from_args(args: dict | None):
     if unknown:
         raise InvalidArgument(f"unknown facecast app args {unknown}; known: " +
                               ", ".join(f"{k} ({v})" for k, v in ARGS.items()))
-    numbers = {"max_sessions": int, "replica_cpus": float, "replica_gpus": float, "drain": float,
-               "upscale_delay": float, "downscale_delay": float}
+    numbers = {"max_sessions": int, "target_sessions": float, "replica_cpus": float, "replica_gpus": float,
+               "drain": float, "upscale_delay": float, "downscale_delay": float}
     given = {k: _number(k, args[k], kind) for k, kind in numbers.items() if args.get(k) is not None}
     options = replica_options(replicas=str(args.get("replicas", "1")), **given)
     settings = ServerSettings.from_env(
@@ -110,7 +113,8 @@ def run_from_args(args, settings) -> int:
     require("ray")  # the ray extra, with the install command when missing
     from facecast.server.ray.launch import run
 
-    options = replica_options(replicas=args.replicas, max_sessions=args.max_sessions, replica_cpus=args.replica_cpus,
+    options = replica_options(replicas=args.replicas, max_sessions=args.max_sessions,
+                              target_sessions=args.target_sessions, replica_cpus=args.replica_cpus,
                               replica_gpus=args.replica_gpus, drain=args.drain, upscale_delay=args.upscale_delay,
                               downscale_delay=args.downscale_delay)
     return run(settings, options, args.ray_address)
