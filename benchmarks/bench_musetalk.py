@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from facecast.lipsync.musetalk.backend import MuseTalkBackend
+from facecast.lipsync.musetalk.crops import MASK_TOP
 from facecast.lipsync.musetalk.loading import assemble, load_models, resolve_dtype
 from facecast.lipsync.musetalk.network import LATENT
 
@@ -52,17 +53,19 @@ def main(argv: list[str] | None = None) -> int:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"device: {name}; torch {torch.__version__}; dtype {args.dtype}; avatar {avatar.size[0]}x{avatar.size[1]} "
           f"({avatar.frame_count} frame(s)); network {flops / 1e12:.2f} TFLOP per frame", flush=True)
-    rows = []
+    rows, references = [], {}
     for mode in args.modes:
         for batch in args.batches:
-            row = bench(models, avatar, mode, batch, args, ttff=batch == args.ttff_batch)
-            row.update(device=name, dtype=args.dtype, tflop_per_frame=round(flops / 1e12, 3),
-                       e2e_tflops=round(row["e2e_fps"] * flops / 1e12, 1))
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-            if args.json:
-                with open(args.json, "a") as f:
-                    f.write(json.dumps(row) + "\n")
+            for switches in args.speedups:
+                row = bench(models, avatar, mode, batch, switches, args, references,
+                            ttff=batch == args.ttff_batch)
+                row.update(device=name, dtype=args.dtype, tflop_per_frame=round(flops / 1e12, 3),
+                           e2e_tflops=round(row["e2e_fps"] * flops / 1e12, 1))
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+                if args.json:
+                    with open(args.json, "a") as f:
+                        f.write(json.dumps(row) + "\n")
     print_table(rows)
     return 0
 
@@ -72,6 +75,10 @@ def parse(argv):
     p.add_argument("--batches", type=int, nargs="+", default=[4, 16, 48])
     p.add_argument("--modes", nargs="+", default=["reduce-overhead", "cudagraph"],
                    help="compile modes: none cudagraph default reduce-overhead max-autotune-no-cudagraphs ...")
+    p.add_argument("--speedups", nargs="+", default=["none"],
+                   help="speed-up sets to compare, each a row: none, or comma-joined names of "
+                        "fused-upsample lower-decode fp8 flash-attention (e.g. none fused-upsample "
+                        "fused-upsample,lower-decode); fidelity is against 'none' at the same batch")
     p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--steps", type=int, default=40, help="timed steps per row")
     p.add_argument("--ttff-batch", type=int, default=16, help="batch size whose rows also time a stream's first frame")
@@ -122,11 +129,14 @@ def frame_flops(models, dtype: torch.dtype) -> float:
     return float(counter.get_total_flops())
 
 
-def bench(models, avatar, mode: str, batch: int, args, ttff: bool) -> dict:
+def bench(models, avatar, mode: str, batch: int, switches: str, args, references: dict, ttff: bool) -> dict:
+    """One row: setup, bare and e2e speed, and the fidelity of the output to the no-speedup one
+    (references[batch], the first-input-set output of the row without speed-ups; rows without a
+    reference yet store theirs)."""
     cuda = models.device.type == "cuda"
     if cuda:
         torch.cuda.reset_peak_memory_stats()
-    backend = MuseTalkBackend(models=models, batch_size=batch, compile=mode)
+    backend = MuseTalkBackend(models=models, batch_size=batch, compile=mode, speedups=switches)
     backend.prepare(avatar)
     start = time.perf_counter()
     backend.warmup()
@@ -148,9 +158,14 @@ def bench(models, avatar, mode: str, batch: int, args, ttff: bool) -> dict:
 
     bare_ms, sample = timed(bare, args.steps)
     finite = bool(torch.isfinite(sample).all())
+    output = bare(0).float().clone()
+    if not backend.speedups:
+        references.setdefault(batch, output)
+    fidelity = crop_fidelity(output, references.get(batch))
     e2e_ms, frames = timed(e2e, args.steps)
     changed = float((frames[0] != torch.as_tensor(avatar.frames[0], device=device)).any(-1).float().mean())
-    row = {"mode": mode, "batch": batch, "setup_s": round(setup_s, 1),
+    row = {"mode": mode, "batch": batch, "speedups": ",".join(backend.speedups) or "none",
+           "setup_s": round(setup_s, 1), **fidelity,
            "bare_fps": round(batch * 1000 / bare_ms, 1), "bare_ms": round(bare_ms, 2),
            "e2e_fps": round(batch * 1000 / e2e_ms, 1), "e2e_ms": round(e2e_ms, 2),
            "finite": finite, "changed_share": round(changed, 4),
@@ -158,6 +173,20 @@ def bench(models, avatar, mode: str, batch: int, args, ttff: bool) -> dict:
     if ttff:
         row.update(time_to_first_frame(backend, avatar))
     return row
+
+
+def crop_fidelity(output: torch.Tensor, reference: torch.Tensor | None) -> dict:
+    """PSNR (dB, peak 1) of redrawn crops (B, 3, 256, 256) in [0, 1] against the reference: whole
+    crops, and their lower half (rows >= MASK_TOP, the only rows the blend mask uses)."""
+    if reference is None:
+        return {}
+    error = (output - reference).pow(2)
+    whole, lower = error.mean().item(), error[:, :, MASK_TOP:].mean().item()
+    return {"psnr_db": round(psnr(whole), 1), "psnr_lower_db": round(psnr(lower), 1)}
+
+
+def psnr(mse: float) -> float:
+    return float("inf") if mse <= 0 else -10.0 * np.log10(mse)
 
 
 def timed(step, steps: int, warmup: int = 3) -> tuple[float, torch.Tensor]:
@@ -206,12 +235,13 @@ def print_table(rows: list[dict]) -> None:
     if not rows:
         return
     print(f"\n{rows[0]['device']}, {rows[0]['dtype']}, frames {rows[0]['tflop_per_frame']} TFLOP each")
-    print(f"{'mode':<28}{'batch':>6}{'bare f/s':>10}{'e2e f/s':>10}{'ms/step':>9}{'TFLOP/s':>9}"
-          f"{'TTFF ms':>9}{'setup s':>9}{'GiB':>6}")
+    print(f"{'mode':<18}{'speedups':<44}{'batch':>6}{'bare f/s':>10}{'e2e f/s':>10}{'ms/step':>9}"
+          f"{'TTFF ms':>9}{'PSNR dB':>9}{'lower dB':>9}{'setup s':>9}{'GiB':>6}")
     for r in rows:
         ttff = f"{r['ttff_ms']:.0f}" if "ttff_ms" in r else "-"
-        print(f"{r['mode']:<28}{r['batch']:>6}{r['bare_fps']:>10.0f}{r['e2e_fps']:>10.0f}{r['e2e_ms']:>9.1f}"
-              f"{r['e2e_tflops']:>9.0f}{ttff:>9}{r['setup_s']:>9.1f}{r['peak_gib']:>6.1f}")
+        whole, lower = (f"{r[k]:.1f}" if k in r else "-" for k in ("psnr_db", "psnr_lower_db"))
+        print(f"{r['mode']:<18}{r['speedups']:<44}{r['batch']:>6}{r['bare_fps']:>10.0f}{r['e2e_fps']:>10.0f}"
+              f"{r['e2e_ms']:>9.1f}{ttff:>9}{whole:>9}{lower:>9}{r['setup_s']:>9.1f}{r['peak_gib']:>6.1f}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ class Options:
     dtype: str | None = None
     batch_size: int | None = None
     compile: str | None = None
+    speedups: str | tuple[str, ...] | None = None
     models: Any = None  # loading.Models: already loaded networks (tests, benchmarks)
 
 

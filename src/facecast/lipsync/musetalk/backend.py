@@ -20,6 +20,7 @@ from facecast.config import env
 from facecast.errors import InvalidArgument
 from facecast.lipsync.base import FeatureStream, LipsyncBackend
 from facecast.lipsync.musetalk import cache, crops
+from facecast.lipsync.musetalk import speedups as speedup_switches
 from facecast.lipsync.musetalk.compositor import AvatarPlanes, blend
 from facecast.lipsync.musetalk.files import default_model_dir, locate
 from facecast.lipsync.musetalk.loading import Models, load_models, resolve_device, resolve_dtype
@@ -53,6 +54,9 @@ class MuseTalkBackend(LipsyncBackend):
              at once, half the speed), or a torch.compile mode ("reduce-overhead", the GPU default,
              "max-autotune", ...): inductor kernels, also replayed as CUDA graphs; compiling takes
              about a minute per batch size; FACECAST_MUSETALK_COMPILE
+    speedups: names from speedups.SPEEDUPS ("fused-upsample,lower-decode,fp8,flash-attention", a
+              list, or "none"); each is measured on and off in benchmarks/bench_musetalk.py;
+              FACECAST_MUSETALK_SPEEDUPS
     models: already loaded networks (tests, benchmarks); model_dir is then not read
     """
 
@@ -60,10 +64,11 @@ class MuseTalkBackend(LipsyncBackend):
 
     def __init__(self, model_dir: str | Path | None = None, *, device: str | None = None,
                  dtype: str | None = None, batch_size: int | None = None, compile: str | None = None,
-                 models: Models | None = None):
+                 speedups: str | tuple[str, ...] | None = None, models: Models | None = None):
         device = device or env("MUSETALK_DEVICE")
         dtype = dtype or env("MUSETALK_DTYPE")
         compile = compile or env("MUSETALK_COMPILE")
+        self.speedups = speedup_switches.parse(speedups if speedups is not None else env("MUSETALK_SPEEDUPS"))
         if batch_size is None:
             batch_size = _int_or_text(env("MUSETALK_BATCH", str(DEFAULT_BATCH)))
         self.files = None if models is not None else locate(model_dir if model_dir is not None
@@ -111,7 +116,7 @@ class MuseTalkBackend(LipsyncBackend):
     def _runner(self):
         with self._lock:
             if self._run is None:
-                net = self.models.net
+                net = speedup_switches.apply(self.models.net, self.speedups)
                 inductor = COMPILE_MODES[self.compile]
                 if inductor is not None:
                     net = torch.compile(net, mode=inductor, dynamic=False)

@@ -14,11 +14,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from facecast.lipsync.musetalk.crops import CROP
+from facecast.lipsync.musetalk import speedups
+from facecast.lipsync.musetalk.crops import CROP, MASK_TOP
 from facecast.lipsync.musetalk.windows import WINDOW, sinusoidal_encoding
 
 LATENT = CROP // 8  # 32: side of a VAE latent
 DEFAULT_SCALING = 0.18215  # sd-vae-ft-mse's latent scaling factor, when its config has none
+# "lower-decode": the first latent row decoded at high resolution (the blend mask starts at MASK_TOP px)
+LOWER_DECODE_FIRST_ROW = MASK_TOP // 8 - speedups.LOWER_DECODE_HALO
 
 
 class LipsyncNet(nn.Module):
@@ -39,14 +42,17 @@ class LipsyncNet(nn.Module):
         # timestep 0 as a device tensor: a Python int would be copied from the host on every call,
         # which CUDA graph capture forbids
         self.register_buffer("timestep", torch.zeros(1, dtype=torch.int64), persistent=False)
+        self.speedups: tuple[str, ...] = ()  # speedups.apply sets them on a copy
 
     def forward(self, latents: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """latents: (B, 8, 32, 32), audio: (B, WINDOW * states, width), both in the model's dtype.
         Returns the redrawn crops (B, 3, 256, 256) in [0, 1], model dtype, RGB."""
         condition = (audio.float() + self.position).to(audio.dtype)
         latents = latents.contiguous(memory_format=torch.channels_last)
-        out = self.unet(latents, self.timestep, encoder_hidden_states=condition, return_dict=False)[0]
-        image = self.vae.decode(out / self.scaling, return_dict=False)[0]
+        with speedups.attention_context(self.speedups):
+            out = self.unet(latents, self.timestep, encoder_hidden_states=condition, return_dict=False)[0]
+            first_row = LOWER_DECODE_FIRST_ROW if "lower-decode" in self.speedups else None
+            image = speedups.decode(self.vae, out / self.scaling, first_row)
         return (image * 0.5 + 0.5).clamp(0.0, 1.0)
 
     @torch.inference_mode()

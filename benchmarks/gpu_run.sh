@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Run GPU benchmarks on a lent machine that reaches no package registry (the `device` tool):
+#   carry .whl/ (diffusers, av, torchao ... wheels for its Python) and .gpu-cache/ (avatars prepared
+#   here: FACECAST_CACHE_DIR, since mediapipe is not there), then
+#   bash benchmarks/gpu_run.sh python3 benchmarks/bench_musetalk.py --speedups none fp8 ...
+# Every command's output is also kept under $OUT (the folder that comes back), named by its order.
+set -euo pipefail
+OUT=${OUT:-/tmp/facecast-gpu}
+mkdir -p "$OUT"
+python3 -m pip install --no-deps --no-index --quiet .whl/*.whl 2>&1 | tail -2 || true
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} FACECAST_CACHE_DIR=$PWD/.gpu-cache
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)" | tee -a "$OUT/gpu.txt"
+"$@"
