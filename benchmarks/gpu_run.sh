@@ -7,8 +7,8 @@
 set -euo pipefail
 OUT=${OUT:-/tmp/facecast-gpu}
 mkdir -p "$OUT"
-python3 -m pip install --no-deps --no-index --quiet .whl/*.whl 2>&1 | tail -2 || true
-export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} FACECAST_CACHE_DIR=$PWD/.gpu-cache
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+export PYTHONPATH=$PWD/src:/tmp/site FACECAST_CACHE_DIR=$PWD/.gpu-cache
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 python3 -c "import torch, diffusers; print('torch', torch.__version__, 'diffusers', diffusers.__version__)" | tee -a "$OUT/gpu.txt"
 "$@"
