@@ -44,8 +44,8 @@ def _unet_inputs(width: int, n: int = 2, device: str = "cpu") -> tuple[torch.Ten
 def test_small_decoder_presets_map_latents_to_crops(preset):
     decoder = small_decoder.build_decoder(small_decoder.decoder_config(preset)).eval()
     with torch.no_grad():
-        out = decoder(_latents(2))
-    assert out.shape == (2, 3, 256, 256) and out.dtype == torch.float32 and torch.isfinite(out).all()
+        out = decoder(_latents(1))
+    assert out.shape == (1, 3, 256, 256) and out.dtype == torch.float32 and torch.isfinite(out).all()
 
 
 def test_small_decoder_sizes_against_the_full_decoder():
@@ -87,11 +87,11 @@ def test_student_presets_of_the_tiny_teacher(teacher, preset):
     assert student_unet.parameter_count(student) < student_unet.parameter_count(teacher)
     conv_in = student.conv_in.weight
     assert torch.equal(conv_in, teacher.conv_in.weight[: conv_in.shape[0]])  # the teacher's leading channels
-    latents, timestep, audio = _unet_inputs(WIDTH)
+    latents, timestep, audio = _unet_inputs(WIDTH, n=1)
     with torch.no_grad():
         out = student.eval()(latents, timestep, encoder_hidden_states=audio).sample
         reference = teacher(latents, timestep, encoder_hidden_states=audio).sample
-    assert out.shape == reference.shape == (2, 4, 32, 32)
+    assert out.shape == reference.shape == (1, 4, 32, 32)
     assert not torch.allclose(out, reference)  # blocks removed or narrowed: another network
 
 

@@ -128,8 +128,8 @@ def locate(model_dir: str | Path | None, unet: str = "teacher", decoder: str = "
     whisper_weights = _first_of(whisper_dir, WHISPER_WEIGHTS, missing)
     if missing:
         listed = "\n  ".join(missing)
-        raise ModelFilesMissing(f"model directory {str(root)!r} lacks {len(missing)} of the files "
-                                f"{_wanted(unet, decoder)} needs:\n  {listed}")
+        raise ModelFilesMissing(f"model directory {str(root)!r} lacks what {_wanted(unet, decoder)} needs "
+                                f"({len(missing)} missing):\n  {listed}")
     preprocessor = whisper_dir / WHISPER_PREPROCESSOR
     return ModelFiles(root, unet_config, unet_weights, vae_dir, vae_weights, whisper_dir, whisper_weights,
                       preprocessor if preprocessor.is_file() else None, unet, small_decoder_dir)
