@@ -9,7 +9,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 pytest.importorskip("transformers")
 
-from conftest import portrait, speech  # noqa: E402
+from conftest import portrait  # noqa: E402
+from support.musetalk import avatar, clip, model_dir  # noqa: E402,F401 (fixtures)
 
 from facecast.audio.pcm import Audio  # noqa: E402
 from facecast.errors import InvalidArgument, ModelFilesMissing  # noqa: E402
@@ -25,29 +26,8 @@ ROWS, WIDTH = 50, 32  # tiny whisper: 10 frames x 5 states, 32 wide
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory):
-    return write_model_dir(tmp_path_factory.mktemp("musetalk-v15"), "tiny", "v1.5")
-
-
-@pytest.fixture(scope="session")
 def backend(model_dir):
     return MuseTalkBackend(model_dir, device="cpu", batch_size=4)
-
-
-@pytest.fixture(scope="session")
-def avatar():
-    from facecast.avatar.prepare import prepare
-
-    return prepare(portrait("man_webcam_offcenter_01.jpg"))
-
-
-@pytest.fixture(scope="session")
-def clip():
-    """1.2 s of real English speech at its native 16 kHz."""
-    from facecast.audio.decode import load_audio
-
-    audio = load_audio(speech("en_radio_address_01_8s.wav"))
-    return Audio(audio.samples[: int(1.2 * audio.sample_rate)], audio.sample_rate)
 
 
 # -- model directory ---------------------------------------------------------------------

@@ -174,6 +174,15 @@ def _add_render_options(p) -> None:
     p.add_argument("--compile", choices=["none", "cudagraph", "reduce-overhead", "max-autotune"],
                    help="musetalk on a GPU: reduce-overhead (default; about a minute of compilation, then "
                         "the fastest), cudagraph (starts at once, half the speed) or none (eager)")
+    p.add_argument("--decoder", choices=["full", "small"],
+                   help="musetalk: full (the VAE's decoder; default, or FACECAST_MUSETALK_DECODER) or small "
+                        "(MODEL_DIR/small-decoder: a TAESD-style decoder made by `facecast distill decoder`, or a "
+                        "diffusers TAESD for SD latents; TAESD's size has 1/18 of the full decoder's FLOPs and "
+                        "approximates its output)")
+    p.add_argument("--unet", choices=["teacher", "student"],
+                   help="musetalk: teacher (the release's UNet; default, or FACECAST_MUSETALK_UNET) or student "
+                        "(MODEL_DIR/musetalk-student, a smaller UNet made by `facecast distill unet`, for small "
+                        "GPUs)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -236,7 +245,8 @@ def _render(args, avatar_ref: Path | str, speech) -> int:
     settings = RenderSettings(fps=args.fps, idle=not args.no_idle, seed=args.seed, crf=args.crf,
                               preset=args.preset, backend=args.backend)
     prepare_settings = PrepareSettings(face=getattr(args, "face", None))
-    options = {key: value for key, value in (("model_dir", args.model_dir), ("compile", args.compile)) if value}
+    options = {key: value for key, value in (("model_dir", args.model_dir), ("compile", args.compile),
+                                             ("decoder", args.decoder), ("unet", args.unet)) if value}
     backend = get_backend(args.backend, **options)
     from facecast.video.render import VideoRender
 

@@ -11,6 +11,7 @@ the default conversation needs no network and no model download:
 swap the reply for any OpenAI-compatible LLM server you run (llama.cpp, vLLM, Ollama, ...):
   facecast chat --llm-url http://localhost:8080/v1 --llm-model MODEL
 other STT/TTS services: facecast.chat.pipeline.build_pipeline(transport, options, stt=..., tts=...)
+--backend musetalk reads FACECAST_MUSETALK_* (DIR, DECODER=small, UNET=student, ...; docs/musetalk.md)
 (docs/agents.md, "facecast chat")
 """
 

@@ -15,7 +15,8 @@ environment (command-line options win):
   FACECAST_CACHE_DIR        prepared avatars (default ~/.cache/facecast)
   FACECAST_WORKERS          threads for long jobs: whole-file renders, avatar preparation (default 4)
   FACECAST_MAX_QUEUED_S     seconds of speech a live session may hold waiting (default 60)
-  FACECAST_BACKEND          lip-sync backend; FACECAST_MUSETALK_* configure musetalk (docs/musetalk.md)
+  FACECAST_BACKEND          lip-sync backend; FACECAST_MUSETALK_* configure musetalk (docs/musetalk.md), e.g.
+                            FACECAST_MUSETALK_DECODER=small / FACECAST_MUSETALK_UNET=student: distilled networks
   FACECAST_PROFILE=1        live-portrait sessions log their latency every 30 frames
 
 pages: / (web client), /live (webcam live portrait), /docs (OpenAPI); details in docs/server.md

@@ -4,6 +4,7 @@ Importing this package needs no torch (the registry reads `Options` before check
 the backend's modules load when one is created:
 
     backend = get_backend("musetalk", model_dir="models/")   # musetalkV15/ or musetalk/, sd-vae/, whisper/
+    backend = get_backend("musetalk", model_dir="models/", decoder="small", unet="student")  # distilled
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class Options:
     batch_size: int | None = None
     compile: str | None = None
     speedups: str | tuple[str, ...] | None = None
+    decoder: str | None = None  # "full" | "small"
+    unet: str | None = None  # "teacher" | "student"
     models: Any = None  # loading.Models: already loaded networks (tests, benchmarks)
 
 

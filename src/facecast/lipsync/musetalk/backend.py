@@ -22,7 +22,7 @@ from facecast.lipsync.base import FeatureStream, LipsyncBackend
 from facecast.lipsync.musetalk import cache, crops
 from facecast.lipsync.musetalk import speedups as speedup_switches
 from facecast.lipsync.musetalk.compositor import AvatarPlanes, blend
-from facecast.lipsync.musetalk.files import default_model_dir, locate
+from facecast.lipsync.musetalk.files import DECODERS, UNETS, default_model_dir, locate
 from facecast.lipsync.musetalk.loading import Models, load_models, resolve_device, resolve_dtype
 from facecast.lipsync.musetalk.network import LATENT, Graphed
 from facecast.lipsync.musetalk.stream import WhisperFeatureStream
@@ -57,22 +57,34 @@ class MuseTalkBackend(LipsyncBackend):
     speedups: names from speedups.SPEEDUPS ("fused-upsample,lower-decode,fp8,flash-attention", a
               list, or "none"); each is measured on and off in benchmarks/bench_musetalk.py;
               FACECAST_MUSETALK_SPEEDUPS
-    models: already loaded networks (tests, benchmarks); model_dir is then not read
+    decoder: "full" (the VAE's decoder) or "small" (<model_dir>/small-decoder, a distilled or TAESD
+             AutoencoderTiny decoder: TAESD's size has 1/18 of the FLOPs); FACECAST_MUSETALK_DECODER
+    unet: "teacher" (the release's UNet) or "student" (<model_dir>/musetalk-student, made by
+          `facecast distill unet`); FACECAST_MUSETALK_UNET
+    models: already loaded networks (tests, benchmarks); model_dir is then not read, and decoder /
+            unet, when given, must name what models holds
     """
 
     name = "musetalk"
 
     def __init__(self, model_dir: str | Path | None = None, *, device: str | None = None,
                  dtype: str | None = None, batch_size: int | None = None, compile: str | None = None,
+                 decoder: str | None = None, unet: str | None = None,
                  speedups: str | tuple[str, ...] | None = None, models: Models | None = None):
+        if models is not None:
+            _check_held(models, decoder=decoder, unet=unet)
+            decoder, unet = models.decoder, models.unet
+        decoder = _choice("decoder", decoder, "MUSETALK_DECODER", DECODERS)
+        unet = _choice("unet", unet, "MUSETALK_UNET", UNETS)
         device = device or env("MUSETALK_DEVICE")
         dtype = dtype or env("MUSETALK_DTYPE")
         compile = compile or env("MUSETALK_COMPILE")
         self.speedups = speedup_switches.parse(speedups if speedups is not None else env("MUSETALK_SPEEDUPS"))
         if batch_size is None:
             batch_size = _int_or_text(env("MUSETALK_BATCH", str(DEFAULT_BATCH)))
+        self.decoder, self.unet = decoder, unet
         self.files = None if models is not None else locate(model_dir if model_dir is not None
-                                                            else default_model_dir())
+                                                            else default_model_dir(), unet, decoder)
         self.device = models.device if models is not None else resolve_device(device)
         self.dtype = models.dtype if models is not None else resolve_dtype(dtype, self.device)
         if not isinstance(batch_size, (int, np.integer)) or not 1 <= batch_size <= MAX_BATCH:
@@ -243,6 +255,26 @@ class MuseTalkBackend(LipsyncBackend):
                 audio = torch.cat([audio, audio.new_zeros(pad, rows, width)])
             redrawn = self._call(planes.latents[index], audio)
             return self._paste(avatar, planes, redrawn, index)[:n]
+
+
+def _choice(name: str, value: str | None, variable: str, choices: tuple[str, ...]) -> str:
+    """`value`, else FACECAST_<variable>, else choices[0]; InvalidArgument naming a bad value and its source."""
+    source = name
+    if value is None:
+        value = env(variable) or None
+        source = f"FACECAST_{variable}"
+    if value is None:
+        return choices[0]
+    if value not in choices:
+        raise InvalidArgument(f"{source}={value!r} is not one of {list(choices)}")
+    return value
+
+
+def _check_held(models: Models, **given: str | None) -> None:
+    """decoder= / unet= given beside models must name what the models hold."""
+    for name, value in given.items():
+        if value is not None and value != getattr(models, name):
+            raise InvalidArgument(f"{name}={value!r}, but the given models hold {name} {getattr(models, name)!r}")
 
 
 def _int_or_text(value: str) -> int | str:

@@ -7,7 +7,13 @@ A model directory is laid out like the MuseTalk release:
     <model_dir>/sd-vae/{config.json, diffusion_pytorch_model.{safetensors,bin}}
     <model_dir>/whisper/{config.json, model.safetensors | pytorch_model.bin, [preprocessor_config.json]}
 
-Nothing here imports torch, so a missing file is reported before any heavy import.
+and, for the distilled variants (backend options unet="student", decoder="small"):
+
+    <model_dir>/musetalk-student/{musetalk.json, unet.pth}      (student_unet.py; replaces the UNet)
+    <model_dir>/small-decoder/{config.json, diffusion_pytorch_model.safetensors}   (small_decoder.py)
+
+Nothing here imports torch for the release layout, so a missing file is reported before any heavy
+import (asking for a variant imports its module, and torch, to find its folder).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facecast.config import env
-from facecast.errors import ModelFilesMissing
+from facecast.errors import InvalidArgument, ModelFilesMissing
 
 UNET_LAYOUTS = (  # (folder, weights file), in order of preference
     ("musetalkV15", "unet.pth"),
@@ -30,12 +36,18 @@ VAE_WEIGHTS = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.b
 WHISPER_DIR, WHISPER_CONFIG = "whisper", "config.json"
 WHISPER_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 WHISPER_PREPROCESSOR = "preprocessor_config.json"
+UNETS = ("teacher", "student")  # backend option unet: the release's UNet, or <model_dir>/musetalk-student
+DECODERS = ("full", "small")  # backend option decoder: the VAE's, or <model_dir>/small-decoder
 IDENTITY_SAMPLE = 1 << 20  # bytes read from each end of a weights file for its identity
 
 
 @dataclass(frozen=True)
 class ModelFiles:
-    """The files of one model directory, all known to exist (preprocessor may be None)."""
+    """The files of one model directory, all known to exist (preprocessor may be None).
+
+    unet: "teacher" (unet_config/unet_weights are the release's) or "student" (they are the
+    student's); small_decoder_dir: the small decoder's folder, None for the VAE's decoder.
+    """
 
     root: Path
     unet_config: Path
@@ -45,11 +57,20 @@ class ModelFiles:
     whisper_dir: Path
     whisper_weights: Path
     whisper_preprocessor: Path | None
+    unet: str = "teacher"
+    small_decoder_dir: Path | None = None
 
     @property
     def version(self) -> str:
-        """"v1.5" or "v1", from the UNet folder name."""
+        """"v1.5" or "v1", from the UNet folder name; "student" for a student UNet."""
+        if self.unet == "student":
+            return "student"
         return "v1.5" if self.unet_config.parent.name == "musetalkV15" else "v1"
+
+    @property
+    def decoder(self) -> str:
+        """"small" or "full"."""
+        return "full" if self.small_decoder_dir is None else "small"
 
     def unet_settings(self) -> dict:
         """The UNet's constructor arguments from musetalk.json (keys starting with '_' dropped)."""
@@ -67,11 +88,18 @@ def default_model_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-def locate(model_dir: str | Path | None) -> ModelFiles:
+def locate(model_dir: str | Path | None, unet: str = "teacher", decoder: str = "full") -> ModelFiles:
     """Find every file the backend needs under `model_dir`.
 
-    Raises ModelFilesMissing listing each missing path (all of them, not just the first).
+    unet: "teacher" (the release's UNet) or "student" (<model_dir>/musetalk-student instead; the
+    teacher's files are then not needed); decoder: "full" or "small" (<model_dir>/small-decoder too;
+    the VAE is needed either way, it encodes the avatars). Raises ModelFilesMissing listing each
+    missing path (all of them, not just the first) and how to make a missing variant.
     """
+    if unet not in UNETS:
+        raise InvalidArgument(f"unet={unet!r} is not one of {list(UNETS)}")
+    if decoder not in DECODERS:
+        raise InvalidArgument(f"decoder={decoder!r} is not one of {list(DECODERS)}")
     if model_dir is None:
         raise ModelFilesMissing(
             "backend 'musetalk' needs a model directory: pass --model-dir DIR (or set FACECAST_MUSETALK_DIR) "
@@ -80,7 +108,18 @@ def locate(model_dir: str | Path | None) -> ModelFiles:
     if not root.is_dir():
         raise ModelFilesMissing(f"model directory {str(root)!r} does not exist")
     missing: list[str] = []
-    unet_config, unet_weights = _find_unet(root, missing)
+    if unet == "student":
+        from facecast.lipsync.musetalk import student_unet
+
+        folder = _variant(student_unet.locate_student, root, missing)
+        unet_config, unet_weights = folder / student_unet.CONFIG, folder / student_unet.WEIGHTS
+    else:
+        unet_config, unet_weights = _find_unet(root, missing)
+    small_decoder_dir = None
+    if decoder == "small":
+        from facecast.lipsync.musetalk.small_decoder import locate_small_decoder
+
+        small_decoder_dir = _variant(locate_small_decoder, root, missing)
     vae_dir = root / VAE_DIR
     _need(vae_dir / VAE_CONFIG, missing)
     vae_weights = _first_of(vae_dir, VAE_WEIGHTS, missing)
@@ -89,10 +128,27 @@ def locate(model_dir: str | Path | None) -> ModelFiles:
     whisper_weights = _first_of(whisper_dir, WHISPER_WEIGHTS, missing)
     if missing:
         listed = "\n  ".join(missing)
-        raise ModelFilesMissing(f"model directory {str(root)!r} lacks {len(missing)} file(s):\n  {listed}")
+        raise ModelFilesMissing(f"model directory {str(root)!r} lacks what {_wanted(unet, decoder)} needs "
+                                f"({len(missing)} missing):\n  {listed}")
     preprocessor = whisper_dir / WHISPER_PREPROCESSOR
     return ModelFiles(root, unet_config, unet_weights, vae_dir, vae_weights, whisper_dir, whisper_weights,
-                      preprocessor if preprocessor.is_file() else None)
+                      preprocessor if preprocessor.is_file() else None, unet, small_decoder_dir)
+
+
+def _wanted(unet: str, decoder: str) -> str:
+    """'the backend' with its variant options: "the backend (unet='student', decoder='small')"."""
+    chosen = [f"{name}={value!r}" for name, value, default in (("unet", unet, "teacher"), ("decoder", decoder, "full"))
+              if value != default]
+    return f"the backend ({', '.join(chosen)})" if chosen else "the backend"
+
+
+def _variant(locator, root: Path, missing: list[str]) -> Path:
+    """locator(root)'s folder, or root with locator's message (what is missing, how to make it) in `missing`."""
+    try:
+        return locator(root)
+    except ModelFilesMissing as exc:
+        missing.append(str(exc))
+        return root
 
 
 def _find_unet(root: Path, missing: list[str]) -> tuple[Path, Path]:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from facecast.errors import InvalidArgument
-from facecast.lipsync.musetalk.files import ModelFiles
+from facecast.lipsync.musetalk.files import UNETS, ModelFiles
 from facecast.lipsync.musetalk.network import LipsyncNet
 from facecast.lipsync.musetalk.whisper import WhisperStates
 
@@ -21,11 +21,20 @@ DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16
 
 @dataclass
 class Models:
-    """The loaded networks. identity names the VAE weights (the avatar-latent cache key)."""
+    """The loaded networks. identity names the VAE weights (the avatar-latent cache key: the VAE
+    encodes the avatars whichever decoder decodes). unet: "teacher" or "student", decoder: "full"
+    or "small": which networks net runs (for logs and benchmarks)."""
 
     net: LipsyncNet
     whisper: WhisperStates
     identity: str
+    unet: str = "teacher"
+    decoder: str = "full"
+
+    @property
+    def variant(self) -> str:
+        """e.g. "unet=student decoder=small"."""
+        return f"unet={self.unet} decoder={self.decoder}"
 
     @property
     def device(self) -> torch.device:
@@ -58,7 +67,8 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
 
 
 def load_models(files: ModelFiles, device: torch.device, dtype: torch.dtype) -> Models:
-    """Read the UNet, VAE and whisper encoder from `files`; never touches the network."""
+    """Read the UNet (teacher or student), VAE, whisper encoder and, for files.decoder "small",
+    the small decoder from `files`; never touches the network."""
     with _quiet_loading():
         return _load(files, device, dtype)
 
@@ -82,24 +92,38 @@ def _load(files: ModelFiles, device: torch.device, dtype: torch.dtype) -> Models
         extractor = WhisperFeatureExtractor.from_pretrained(files.whisper_dir, local_files_only=True)
     else:
         extractor = WhisperFeatureExtractor(feature_size=whisper.config.num_mel_bins)
-    return assemble(unet, vae, whisper.get_encoder(), extractor.mel_filters, files.vae_identity(), device, dtype)
+    decoder = None
+    if files.small_decoder_dir is not None:
+        from facecast.lipsync.musetalk.small_decoder import load_decoder
+
+        decoder = load_decoder(files.small_decoder_dir)
+    return assemble(unet, vae, whisper.get_encoder(), extractor.mel_filters, files.vae_identity(), device, dtype,
+                    decoder=decoder, unet_kind=files.unet)
 
 
 def assemble(unet: nn.Module, vae: nn.Module, encoder: nn.Module, mel_filters: np.ndarray, identity: str,
-             device: torch.device, dtype: torch.dtype) -> Models:
-    """Put already-built networks on `device` in `dtype` (channels-last convolutions, inference only)."""
-    for module in (unet, vae, encoder):
+             device: torch.device, dtype: torch.dtype, *, decoder: nn.Module | None = None,
+             unet_kind: str = "teacher") -> Models:
+    """Put already-built networks on `device` in `dtype` (channels-last convolutions, inference only).
+
+    decoder: a small decoder (small_decoder.py: scaled latents -> [-1, 1]) to decode instead of the
+    VAE, which then only encodes avatars; unet_kind: "teacher" or "student", recorded in Models.unet.
+    """
+    if unet_kind not in UNETS:
+        raise InvalidArgument(f"unet_kind={unet_kind!r} is not one of {list(UNETS)}")
+    small = [decoder] if decoder is not None else []
+    for module in (unet, vae, encoder, *small):
         module.requires_grad_(False).eval()
     # nn.Module.to, not the libraries' overrides, which log about dtype casts on every call
-    nn.Module.to(unet, device=device, dtype=dtype, memory_format=torch.channels_last)
-    nn.Module.to(vae, device=device, dtype=dtype, memory_format=torch.channels_last)
+    for module in (unet, vae, *small):
+        nn.Module.to(module, device=device, dtype=dtype, memory_format=torch.channels_last)
     nn.Module.to(encoder, device=device, dtype=dtype)
     whisper = WhisperStates(encoder, mel_filters)
     if int(unet.config.cross_attention_dim) != whisper.width:
         raise InvalidArgument(f"the UNet's cross_attention_dim ({unet.config.cross_attention_dim}) differs from "
                               f"the whisper encoder's width ({whisper.width}): not a matching model set")
-    net = LipsyncNet(unet, vae, whisper.depth).to(device)
-    return Models(net, whisper, identity)
+    net = LipsyncNet(unet, vae, whisper.depth, decoder).to(device)
+    return Models(net, whisper, identity, unet_kind, "full" if decoder is None else "small")
 
 
 @contextmanager

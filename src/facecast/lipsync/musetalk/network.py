@@ -1,9 +1,10 @@
-"""The per-frame network: one UNet step at timestep 0 in the VAE's latent space, then the VAE decode.
+"""The per-frame network: one UNet step at timestep 0 in the VAE's latent space, then a decode.
 
 Input of the UNet (8 channels): the latent of the face crop with its lower half blacked out
 (channels 0-3), then the latent of the reference crop (channels 4-7). Condition: a frame's
 whisper window plus a sinusoidal position code. Output: the latent of the face crop with the
-mouth redrawn, decoded to pixels.
+mouth redrawn, decoded to pixels by the VAE's decoder or, given one, a small decoder
+(small_decoder.py) that reads the scaled latents as they are.
 """
 
 from __future__ import annotations
@@ -25,16 +26,20 @@ LOWER_DECODE_FIRST_ROW = MASK_TOP // 8 - speedups.LOWER_DECODE_HALO
 
 
 class LipsyncNet(nn.Module):
-    """UNet + VAE decoder as one module with fixed-shape inputs, for torch.compile and CUDA graphs.
+    """UNet + decoder as one module with fixed-shape inputs, for torch.compile and CUDA graphs.
 
-    unet: diffusers UNet2DConditionModel (in_channels 8, out_channels 4)
-    vae: diffusers AutoencoderKL
+    unet: diffusers UNet2DConditionModel (in_channels 8, out_channels 4): the teacher or a student
+    vae: diffusers AutoencoderKL (encodes the avatar crops; decodes unless `decoder` is given)
     states: encoder states per whisper frame (5 for whisper-tiny)
+    decoder: None (the VAE's decoder) or a small decoder, (B, 4, 32, 32) scaled latents ->
+             (B, 3, 256, 256) in [-1, 1] (a diffusers DecoderTiny)
     """
 
-    def __init__(self, unet: nn.Module, vae: nn.Module, states: int):
+    def __init__(self, unet: nn.Module, vae: nn.Module, states: int, decoder: nn.Module | None = None):
         super().__init__()
         self.unet, self.vae = unet, vae
+        self.small_decoder = decoder  # a submodule when given: it moves and casts with the net
+        self.small = decoder is not None  # a constant for torch.compile: only one path is traced
         self.scaling = float(getattr(vae.config, "scaling_factor", None) or DEFAULT_SCALING)
         width = int(unet.config.cross_attention_dim)
         code = torch.from_numpy(sinusoidal_encoding(WINDOW * states, width))
@@ -51,8 +56,11 @@ class LipsyncNet(nn.Module):
         latents = latents.contiguous(memory_format=torch.channels_last)
         with speedups.attention_context(self.speedups):
             out = self.unet(latents, self.timestep, encoder_hidden_states=condition, return_dict=False)[0]
-            first_row = LOWER_DECODE_FIRST_ROW if "lower-decode" in self.speedups else None
-            image = speedups.decode(self.vae, out / self.scaling, first_row)
+            if self.small:
+                image = self.small_decoder(out)
+            else:
+                first_row = LOWER_DECODE_FIRST_ROW if "lower-decode" in self.speedups else None
+                image = speedups.decode(self.vae, out / self.scaling, first_row)
         return (image * 0.5 + 0.5).clamp(0.0, 1.0)
 
     @torch.inference_mode()

@@ -8,7 +8,8 @@
                      stages before run whole. GroupNorm statistics of the cut stages come from the
                      rows they see, so the result differs slightly (its fidelity is in the benchmark).
     fp8              Hopper (compute capability >= 8.9) and torchao: the UNet's linear layers in
-                     float8 (dynamic per-row activation scales, per-row weight scales).
+                     float8 with dynamic activation scales (per row for bfloat16 models, per tensor
+                     for float16 ones: torchao's per-row kernels take bfloat16 only).
     flash-attention  every scaled-dot-product attention through the flash kernel (else PyTorch picks).
 
 Each is applied to an assembled LipsyncNet by `apply(net, names)`; `SPEEDUPS` lists them.
@@ -119,11 +120,12 @@ def decode(vae: nn.Module, z: torch.Tensor, first_row: int | None = None,
 
 def float8_linears(module: nn.Module) -> int:
     """Quantise `module`'s linear layers (both sides >= FP8_MIN_FEATURES, multiples of 16) to float8
-    with torchao (dynamic per-row activation scales). Returns how many layers were converted."""
+    with torchao (dynamic activation scales: per row in bfloat16, per tensor otherwise). Returns how
+    many layers were converted."""
     if not torch.cuda.is_available() or torch.cuda.get_device_capability() < (8, 9):
         raise InvalidArgument("speedup 'fp8' needs a CUDA GPU of compute capability 8.9 or newer (Ada, Hopper)")
     try:
-        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, quantize_
+        from torchao.quantization import Float8DynamicActivationFloat8WeightConfig, PerRow, PerTensor, quantize_
     except ImportError as exc:
         raise MissingDependency(f"speedup 'fp8' needs torchao (pip install torchao): {exc}") from None
 
@@ -132,7 +134,9 @@ def float8_linears(module: nn.Module) -> int:
                 and layer.in_features % 16 == 0 and layer.out_features % 16 == 0)
 
     count = sum(eligible(m, n) for n, m in module.named_modules())
-    quantize_(module, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=eligible)
+    bf16 = next(module.parameters()).dtype == torch.bfloat16
+    config = Float8DynamicActivationFloat8WeightConfig(granularity=PerRow() if bf16 else PerTensor())
+    quantize_(module, config, filter_fn=eligible)
     return count
 
 
