@@ -12,6 +12,8 @@ ones instead. For each compile mode and batch size it times, with CUDA events af
     python benchmarks/bench_musetalk.py                                  # reduce-overhead + cudagraph, batches 4 16 48
     python benchmarks/bench_musetalk.py --modes reduce-overhead --batches 16
     python benchmarks/bench_musetalk.py --avatar portrait.jpg --json results.jsonl
+    python benchmarks/bench_musetalk.py --speedups none fused-upsample lower-decode fp8   # each on and off
+    python benchmarks/bench_musetalk.py --variants teacher/taesd base/taesd --batches 1 4 16   # small decoder, students
 
 The avatar is --avatar (prepared on first use), else ../shared/data's 512x512 webcam portrait,
 else the first avatar already prepared in FACECAST_CACHE_DIR.
@@ -48,24 +50,28 @@ def main(argv: list[str] | None = None) -> int:
     dtype = resolve_dtype(args.dtype, device)
     torch.backends.cudnn.benchmark = True
     avatar = load_avatar(args.avatar)
-    models = build_models(args.model_dir, args.size, device, dtype)
-    flops = frame_flops(models, dtype)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(f"device: {name}; torch {torch.__version__}; dtype {args.dtype}; avatar {avatar.size[0]}x{avatar.size[1]} "
-          f"({avatar.frame_count} frame(s)); network {flops / 1e12:.2f} TFLOP per frame", flush=True)
     rows, references = [], {}
-    for mode in args.modes:
-        for batch in args.batches:
-            for switches in args.speedups:
-                row = bench(models, avatar, mode, batch, switches, args, references,
-                            ttff=batch == args.ttff_batch)
-                row.update(device=name, dtype=args.dtype, tflop_per_frame=round(flops / 1e12, 3),
-                           e2e_tflops=round(row["e2e_fps"] * flops / 1e12, 1))
-                rows.append(row)
-                print(json.dumps(row), flush=True)
-                if args.json:
-                    with open(args.json, "a") as f:
-                        f.write(json.dumps(row) + "\n")
+    for variant in args.variants:
+        models = build_models(args.model_dir, args.size, device, dtype, variant)
+        flops = frame_flops(models, dtype)
+        print(f"device: {name}; torch {torch.__version__}; dtype {args.dtype}; avatar {avatar.size[0]}x{avatar.size[1]} "
+              f"({avatar.frame_count} frame(s)); {variant}: {flops / 1e12:.3f} TFLOP per frame", flush=True)
+        for mode in args.modes:
+            for batch in args.batches:
+                for switches in args.speedups:
+                    row = bench(models, avatar, mode, batch, switches, args, references.setdefault(variant, {}),
+                                ttff=batch in args.ttff_batches)
+                    row.update(variant=variant, device=name, dtype=args.dtype, tflop_per_frame=round(flops / 1e12, 4),
+                               e2e_tflops=round(row["e2e_fps"] * flops / 1e12, 1))
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
+                    if args.json:
+                        with open(args.json, "a") as f:
+                            f.write(json.dumps(row) + "\n")
+        del models
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
     print_table(rows)
     return 0
 
@@ -81,7 +87,13 @@ def parse(argv):
                         "fused-upsample,lower-decode); fidelity is against 'none' at the same batch")
     p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--steps", type=int, default=40, help="timed steps per row")
-    p.add_argument("--ttff-batch", type=int, default=16, help="batch size whose rows also time a stream's first frame")
+    p.add_argument("--ttff-batches", type=int, nargs="*", default=[16],
+                   help="batch sizes whose rows also time a stream's first frame")
+    p.add_argument("--variants", nargs="+", default=["teacher/full"],
+                   help="networks, each UNET/DECODER: UNET teacher or a student preset (base small tiny "
+                        "narrow), DECODER full or a small-decoder preset (taesd narrow tiny); random "
+                        "weights (students made from the random teacher); with --model-dir: "
+                        "teacher|student / full|small from its files")
     p.add_argument("--model-dir", type=Path, help="real MuseTalk weights instead of random ones")
     p.add_argument("--size", default="full", choices=["full", "tiny"], help="random-weight size (tiny: smoke test)")
     p.add_argument("--device", default="cuda")
@@ -105,16 +117,24 @@ def load_avatar(path: Path | None):
     return cache.load(entries[0]["id"])
 
 
-def build_models(model_dir: Path | None, size: str, device: torch.device, dtype: torch.dtype):
+def build_models(model_dir: Path | None, size: str, device: torch.device, dtype: torch.dtype, variant: str):
+    """The networks of `variant` ("UNET/DECODER", see --variants)."""
+    unet_kind, _, decoder_kind = variant.partition("/")
     if model_dir is not None:
         from facecast.lipsync.musetalk.files import locate
 
-        return load_models(locate(model_dir), device, dtype)
+        return load_models(locate(model_dir, unet_kind, decoder_kind or "full"), device, dtype)
     from facecast.lipsync.musetalk.random_weights import build
+    from facecast.lipsync.musetalk.small_decoder import build_decoder, decoder_config
+    from facecast.lipsync.musetalk.student_unet import make_student
 
     with torch.device(device):  # initialise the random weights on the GPU: seconds instead of a minute
         unet, vae, whisper, extractor = build(size, seed=0)
-    return assemble(unet, vae, whisper.get_encoder(), extractor.mel_filters, f"random-{size}", device, dtype)
+        if unet_kind != "teacher":
+            unet = make_student(unet, unet_kind, seed=0)[0]
+        decoder = None if decoder_kind in ("", "full") else build_decoder(decoder_config(decoder_kind))
+    return assemble(unet, vae, whisper.get_encoder(), extractor.mel_filters, f"random-{size}", device, dtype,
+                    decoder=decoder, unet_kind="teacher" if unet_kind == "teacher" else "student")
 
 
 def frame_flops(models, dtype: torch.dtype) -> float:
@@ -234,13 +254,13 @@ def time_to_first_frame(backend, avatar, trials: int = 5) -> dict:
 def print_table(rows: list[dict]) -> None:
     if not rows:
         return
-    print(f"\n{rows[0]['device']}, {rows[0]['dtype']}, frames {rows[0]['tflop_per_frame']} TFLOP each")
-    print(f"{'mode':<18}{'speedups':<44}{'batch':>6}{'bare f/s':>10}{'e2e f/s':>10}{'ms/step':>9}"
+    print(f"\n{rows[0]['device']}, {rows[0]['dtype']}")
+    print(f"{'variant':<16}{'mode':<18}{'speedups':<44}{'batch':>6}{'GF/frame':>9}{'bare f/s':>10}{'e2e f/s':>10}{'ms/step':>9}"
           f"{'TTFF ms':>9}{'PSNR dB':>9}{'lower dB':>9}{'setup s':>9}{'GiB':>6}")
     for r in rows:
         ttff = f"{r['ttff_ms']:.0f}" if "ttff_ms" in r else "-"
         whole, lower = (f"{r[k]:.1f}" if k in r else "-" for k in ("psnr_db", "psnr_lower_db"))
-        print(f"{r['mode']:<18}{r['speedups']:<44}{r['batch']:>6}{r['bare_fps']:>10.0f}{r['e2e_fps']:>10.0f}"
+        print(f"{r['variant']:<16}{r['mode']:<18}{r['speedups']:<44}{r['batch']:>6}{r['tflop_per_frame'] * 1000:>9.0f}{r['bare_fps']:>10.0f}{r['e2e_fps']:>10.0f}"
               f"{r['e2e_ms']:>9.1f}{ttff:>9}{whole:>9}{lower:>9}{r['setup_s']:>9.1f}{r['peak_gib']:>6.1f}")
 
 

@@ -104,6 +104,8 @@ def decode(vae: nn.Module, z: torch.Tensor, first_row: int | None = None,
     if vae.post_quant_conv is not None:
         z = vae.post_quant_conv(z)
     dec = vae.decoder
+    if first_row is None:
+        return dec(z)
     x = dec.conv_in(z)
     x = dec.mid_block(x, None)
     cut = 0
