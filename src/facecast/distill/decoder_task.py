@@ -120,7 +120,7 @@ def train_decoder(settings: DecoderSettings, teacher=None, *, crops: CropPool | 
     """
     from facecast.lipsync.musetalk.small_decoder import SMALL_DECODER_DIR, save_decoder
 
-    run = start(settings, SMALL_DECODER_DIR, "config.json", teacher)
+    run = start(settings, SMALL_DECODER_DIR, teacher)
     if crops is None:
         crops = build_crops(settings.avatars, settings.images, settings.frames_per_avatar, settings.max_crops, progress)
     if speech is None and settings.unet_fraction > 0:

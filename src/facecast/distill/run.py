@@ -50,19 +50,25 @@ class Run:
     checkpoint: Path | None
 
 
-def start(settings: TrainSettings, folder_name: str, marker: str, teacher=None) -> Run:
+MARKER = "distill.json"  # what an earlier export holds: only such a folder may be replaced
+
+
+def start(settings: TrainSettings, folder_name: str, teacher=None) -> Run:
     """Check everything, then load the teacher (unless given: a loading.Models or a Teacher).
 
-    folder_name: the default export folder inside the model directory; marker: the file an earlier
-    export of this kind holds (an existing -o folder without it is refused, as it would be replaced).
+    folder_name: the default export folder inside the model directory. An existing, non-empty output
+    folder is replaced only when it holds an earlier export (its distill.json).
     """
     from facecast.lipsync.musetalk.loading import resolve_device, resolve_dtype
 
     settings.check()
-    output = _output(settings, folder_name, marker)
+    output = _output(settings, folder_name)
     checkpoint = settings.checkpoint or (output.with_name(output.name + ".ckpt") if output is not None else None)
     if checkpoint is not None and Path(checkpoint).is_dir():
         raise InvalidArgument(f"--checkpoint {str(checkpoint)!r} is a folder; give a file path")
+    if settings.resume and (checkpoint is None or not Path(checkpoint).is_file()):
+        raise InvalidArgument(f"--resume: no checkpoint at {checkpoint}" if checkpoint is not None else
+                              "--resume: no checkpoint file (give --checkpoint or an output folder)")
     if teacher is None:
         device = resolve_device(settings.device)
         teacher = load_teacher(settings.model_dir, device, resolve_dtype(settings.teacher_dtype, device))
@@ -71,7 +77,7 @@ def start(settings: TrainSettings, folder_name: str, marker: str, teacher=None) 
     return Run(settings, teacher.device, teacher, output, Path(checkpoint) if checkpoint else None)
 
 
-def _output(settings: TrainSettings, folder_name: str, marker: str) -> Path | None:
+def _output(settings: TrainSettings, folder_name: str) -> Path | None:
     if settings.output is None and settings.model_dir is None:
         if settings.export:
             raise InvalidArgument("-o/--output: give the folder the student is written to")
@@ -80,8 +86,8 @@ def _output(settings: TrainSettings, folder_name: str, marker: str) -> Path | No
     out = Path(settings.output).expanduser() if settings.output is not None else model_dir / folder_name
     if out.exists() and not out.is_dir():
         raise InvalidArgument(f"-o {str(out)!r} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / marker).is_file():
-        raise InvalidArgument(f"-o {str(out)!r} is a folder that holds no earlier export ({marker}); it would be "
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise InvalidArgument(f"-o {str(out)!r} is a folder that holds no earlier export ({MARKER}); it would be "
                               "replaced as a whole, so give a new folder")
     if model_dir is not None and (out.resolve() == model_dir or out.resolve() in model_dir.parents):
         raise InvalidArgument(f"-o {str(out)!r} would replace the model directory; give a folder inside it or elsewhere")

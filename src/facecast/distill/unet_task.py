@@ -120,7 +120,7 @@ def train_unet(settings: UnetSettings, teacher=None, *, crops: CropPool | None =
     """
     from facecast.lipsync.musetalk.student_unet import STUDENT_DIR, parameter_count, save_student
 
-    run = start(settings, STUDENT_DIR, "musetalk.json", teacher)
+    run = start(settings, STUDENT_DIR, teacher)
     if crops is None:
         crops = build_crops(settings.avatars, settings.images, settings.frames_per_avatar, settings.max_crops, progress)
     if speech is None:
