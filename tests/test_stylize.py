@@ -91,11 +91,9 @@ def test_a_seed_gives_the_same_picture(pipe, photo):
     assert np.abs(first.astype(int) - other.astype(int)).mean() > 5
 
 
-def test_a_lower_face_strength_keeps_the_face_closer_to_the_photo(pipe, photo, monkeypatch):
-    """The latent masking itself, measured on the latents the VAE decodes (the random decoder
-    scrambles pixels, so pixels would not show it): the face's latent follows the photo's for all
-    but the last face_strength share of the steps, so it ends nearer the photo's latent the lower
-    the face strength, while the background is repainted alike."""
+def _face_and_rest_distances(pipe, photo, monkeypatch, face_strengths, strength=1.0):
+    """For each face strength: the mean |latent - photo latent| the VAE decodes, in the face and outside
+    it (on the latents: the random decoder scrambles pixels, so pixels would not show the masking)."""
     image, landmarks = photo
     decoded = []
     decode = pipe.vae.decode
@@ -108,18 +106,36 @@ def test_a_lower_face_strength_keeps_the_face_closer_to_the_photo(pipe, photo, m
     mask = cv2.resize(face_mask(landmarks, image.shape[:2]), (ww // 8, wh // 8), interpolation=cv2.INTER_AREA)
     face, outside = mask > 0.99, mask < 0.01
     assert face.sum() >= 8 and outside.sum() >= 60
-
-    def distances(face_strength):
+    found = []
+    for face_strength in face_strengths:
         decoded.clear()
-        stylize_image(pipe, image, landmarks, StylizeSettings(face_strength=face_strength, **dict(FAST, steps=10)))
+        settings = StylizeSettings(face_strength=face_strength, **dict(FAST, steps=10, strength=strength))
+        stylize_image(pipe, image, landmarks, settings)
         diff = (decoded[0][0] - latent).abs().mean(0).numpy()
-        return diff[face].mean(), diff[outside].mean()
+        found.append((diff[face].mean(), diff[outside].mean()))
+    return found
 
-    (face0, rest0), (face2, rest2), (face5, rest5), (face10, rest10) = map(distances, (0.0, 0.2, 0.5, 1.0))
+
+def test_a_lower_face_strength_keeps_the_face_closer_to_the_photo(pipe, photo, monkeypatch):
+    """The face's latent follows the photo's for all but the last face_strength share of the steps,
+    so it ends nearer the photo's latent the lower the face strength; the background is repainted alike."""
+    (face0, rest0), (face2, rest2), (face5, rest5), (face10, rest10) = _face_and_rest_distances(
+        pipe, photo, monkeypatch, (0.0, 0.2, 0.5, 1.0))
     assert face0 < 0.01 * face10, (face0, face10)
     assert face0 < face2 < face5 < 0.5 * face10, (face0, face2, face5, face10)
     assert min(rest0, rest2, rest5, rest10) > 0.5 * face10
     assert max(rest0, rest2, rest5, rest10) < 1.2 * min(rest0, rest2, rest5, rest10)
+
+
+@pytest.mark.parametrize("scheduler", ["EulerDiscreteScheduler", "DPMSolverMultistepScheduler", "DDIMScheduler"])
+def test_the_face_is_kept_with_other_schedulers(pipe, photo, monkeypatch, scheduler):
+    """A model folder may ship any diffusers scheduler: re-noising the photo's latent to the next
+    step's level (scheduler.add_noise) keeps the face with each."""
+    import diffusers
+
+    monkeypatch.setattr(pipe, "scheduler", getattr(diffusers, scheduler).from_config(pipe.scheduler.config))
+    (face0, rest0), (face10, _) = _face_and_rest_distances(pipe, photo, monkeypatch, (0.0, 1.0), strength=0.6)
+    assert face0 < 0.1 * face10 and face0 < 0.1 * rest0, (face0, face10, rest0)
 
 
 def test_a_lost_face_writes_nothing_unless_forced(pipe, tmp_path):
