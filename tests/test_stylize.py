@@ -34,7 +34,7 @@ from facecast.stylize.pipeline import (StylizeSettings, find_face, load_pipeline
                                        stylize_file, stylize_image)
 
 PHOTO = portrait("man_bw_archival_01.jpg")  # 375 x 500: not square, so the aspect round trip is tested
-FAST = dict(prompt="an oil painting", steps=4, strength=1.0, size=128)  # 4 steps at 96 x 128
+FAST = dict(prompt="an oil painting", steps=4, strength=1.0, size=128, guidance=1.0)  # 4 steps at 96 x 128, no CFG
 
 
 @pytest.fixture(scope="session")
@@ -63,7 +63,8 @@ def test_the_face_is_kept_the_rest_is_painted_and_the_result_prepares(pipe, phot
     image, landmarks = photo
     out = tmp_path / "styled.png"
     steps = []
-    result = stylize_file(PHOTO, out, None, StylizeSettings(face_strength=0.0, **FAST), pipe=pipe,
+    settings = StylizeSettings(face_strength=0.0, **dict(FAST, guidance=7.5, negative_prompt="blurry"))
+    result = stylize_file(PHOTO, out, None, settings, pipe=pipe,
                           progress=lambda done, total: steps.append((done, total)))
     styled = cv2.imread(str(out))
     assert styled.shape == image.shape == (500, 375, 3)
@@ -148,8 +149,8 @@ def test_a_lost_face_writes_nothing_unless_forced(pipe, tmp_path):
     assert out.is_file() and not result.face_kept
 
 
-def test_jpeg_output_and_a_missing_folder(pipe, tmp_path):
-    out = tmp_path / "new" / "styled.jpeg"
+def test_jpeg_output(pipe, tmp_path):
+    out = tmp_path / "styled.jpeg"
     stylize_file(PHOTO, out, None, StylizeSettings(face_strength=0.0, **FAST), pipe=pipe)
     assert out.read_bytes()[:3] == b"\xff\xd8\xff"
     assert cv2.imread(str(out)).shape == (500, 375, 3)
@@ -224,6 +225,8 @@ def _bad_inputs(sd_dir: Path, tmp_path: Path) -> list[tuple[list[str], str]]:
     cv2.imwrite(str(wall), np.full((200, 160, 3), 180, np.uint8))
     mine = tmp_path / "mine.jpg"
     shutil.copy(PHOTO, mine)
+    link = tmp_path / "link.png"
+    link.symlink_to(mine)
     out = tmp_path / "out.png"
     good = ["--model-dir", sd_dir, "--prompt", "ink drawing"]
     return [
@@ -236,7 +239,11 @@ def _bad_inputs(sd_dir: Path, tmp_path: Path) -> list[tuple[list[str], str]]:
         (_stylize(tmp_path / "absent.jpg", *good, "-o", out), "no such file"),
         (_stylize(wall, *good, "-o", out), "no face found"),
         (_stylize(mine, *good, "-o", mine), "never overwrites"),
-        (_stylize(PHOTO, *good, "-o", tmp_path / "out.gif"), ".png, .jpg or .jpeg"),
+        (_stylize(mine, *good, "-o", link), "never overwrites"),
+        (_stylize(PHOTO, *good, "-o", tmp_path / "out.gif"), ".png or .jpg or .jpeg"),
+        (_stylize(PHOTO, *good, "-o", tmp_path / "new" / "out.png"), "does not exist"),
+        (_stylize(PHOTO, *good, "-o", "/proc/out.png"), "cannot write in folder"),
+        (_stylize(PHOTO, *good, "-o", tmp_path), "is a folder"),
         (_stylize(PHOTO, *good[:2], "--prompt", "  ", "-o", out), "--prompt"),
         (_stylize(PHOTO, *good, "-o", out, "--strength", "0"), "--strength"),
         (_stylize(PHOTO, *good, "-o", out, "--strength", "1.5"), "--strength"),

@@ -116,19 +116,12 @@ class Stylized:
 # ---------------------------------------------------------------------------------------------- files
 
 def output_path(photo: Path, output: Path) -> tuple[Path, str]:
-    """(output, encoder extension) after the checks that need no work: a PNG or JPEG name, not the
-    photo itself, not a folder. Raises InvalidArgument."""
-    output = Path(output)
-    ext = OUTPUT_FORMATS.get(output.suffix.lower())
-    if ext is None:
-        raise InvalidArgument(f"-o {str(output)!r}: give a .png, .jpg or .jpeg file name")
-    if output.is_dir():
-        raise InvalidArgument(f"-o {str(output)!r} is a folder; give a file name")
-    same = output.resolve() == Path(photo).resolve() or (
-        output.exists() and Path(photo).exists() and output.samefile(photo))
-    if same:
-        raise InvalidArgument(f"-o {str(output)!r} is the input photo; stylize never overwrites it, give another name")
-    return output, ext
+    """(output, encoder extension ".png"/".jpg") after the checks that need no work (facecast.outputs:
+    a PNG or JPEG name in an existing writable folder, not a folder, never the photo). Raises InvalidArgument."""
+    from facecast.outputs import check_output
+
+    output = check_output(output, tuple(OUTPUT_FORMATS), "-o", inputs=[("PHOTO", photo)])
+    return output, OUTPUT_FORMATS[output.suffix.lower()]
 
 
 def read_photo(path: Path) -> np.ndarray:
@@ -151,7 +144,6 @@ def write_picture(image: np.ndarray, output: Path, ext: str) -> Path:
     ok, data = cv2.imencode(ext, image, params)
     if not ok:
         raise InvalidArgument(f"{output}: could not encode the picture as {ext}")
-    output.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(output, data.tobytes())
 
 
