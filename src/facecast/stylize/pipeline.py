@@ -149,13 +149,20 @@ def write_picture(image: np.ndarray, output: Path, ext: str) -> Path:
 
 # ---------------------------------------------------------------------------------------------- faces
 
-def find_face(image: np.ndarray, face: int | None, label: str) -> np.ndarray | None:
-    """Face mesh (478, 3) float32 px of the chosen face in `image` (H, W, 3) uint8 BGR, or None.
-    The same detector as avatar preparation (a still image)."""
+def face_mesher(face: int | None):
+    """The face detector and mesh of avatar preparation, for still pictures (a context manager)."""
     from facecast.avatar.landmarks import FaceMesher
 
-    with FaceMesher(static=True, min_confidence=PrepareSettings().min_detection_confidence, face=face) as mesher:
+    return FaceMesher(static=True, min_confidence=PrepareSettings().min_detection_confidence, face=face)
+
+
+def find_face(image: np.ndarray, face: int | None, mesher=None) -> np.ndarray | None:
+    """Face mesh (478, 3) float32 px of the chosen face in `image` (H, W, 3) uint8 BGR, or None.
+    mesher: a face_mesher() to reuse (default: a new one)."""
+    if mesher is not None:
         return mesher.landmarks(image)
+    with face_mesher(face) as own:
+        return own.landmarks(image)
 
 
 def box_overlap(a: np.ndarray, b: np.ndarray) -> float:
@@ -182,11 +189,24 @@ def require_extra() -> None:
             raise MissingDependency(f"stylize needs {module}, which is not installed: {INSTALL_HINT}")
 
 
-def load_pipeline(files: SDFiles, device: str | None = None, dtype: str | None = None) -> Any:
-    """A diffusers StableDiffusionImg2ImgPipeline read from `files` (local files only, never a download)
-    on `device` in `dtype` (None: cuda/float16 when available, else cpu/float32)."""
+def resolve_target(device: str | None = None, dtype: str | None = None) -> tuple[Any, Any]:
+    """(torch.device, torch.dtype) for the options: None -> cuda/float16 when a GPU is available, else
+    cpu/float32. Raises InvalidArgument for an unknown device or dtype, or cuda without a GPU."""
     require_extra()
     import torch
+
+    from facecast.lipsync.musetalk.loading import resolve_device, resolve_dtype
+
+    dev = resolve_device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidArgument(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+    return dev, resolve_dtype(dtype, dev)
+
+
+def load_pipeline(files: SDFiles, device: str | None = None, dtype: str | None = None) -> Any:
+    """A diffusers StableDiffusionImg2ImgPipeline read from `files` (local files only, never a download)
+    on `device` in `dtype` (resolve_target's defaults)."""
+    dev, kind = resolve_target(device, dtype)
     from transformers.utils import logging as transformers_logging
 
     level = transformers_logging.get_verbosity()
@@ -196,12 +216,8 @@ def load_pipeline(files: SDFiles, device: str | None = None, dtype: str | None =
     finally:
         transformers_logging.set_verbosity(level)
 
-    from facecast.lipsync.musetalk.loading import _quiet_loading, resolve_device, resolve_dtype
+    from facecast.lipsync.musetalk.loading import _quiet_loading
 
-    dev = resolve_device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InvalidArgument(f"--device {device}: no CUDA GPU is available here; use --device cpu")
-    kind = resolve_dtype(dtype, dev)
     extra = {} if files.has_safety_checker else {"safety_checker": None, "feature_extractor": None,
                                                   "requires_safety_checker": False}
     with _quiet_loading():
@@ -261,10 +277,14 @@ def stylize_image(pipe: Any, image: np.ndarray, landmarks: np.ndarray, settings:
 
     generator = torch.Generator("cpu").manual_seed(settings.seed)
     with torch.no_grad():
-        out = pipe(prompt=settings.prompt, negative_prompt=settings.negative_prompt or None, image=photo,
-                   strength=settings.strength, num_inference_steps=settings.steps,
-                   guidance_scale=float(settings.guidance), generator=generator, output_type="np",
-                   callback_on_step_end=keep_face, callback_on_step_end_tensor_inputs=["latents"]).images[0]
+        result = pipe(prompt=settings.prompt, negative_prompt=settings.negative_prompt or None, image=photo,
+                      strength=settings.strength, num_inference_steps=settings.steps,
+                      guidance_scale=float(settings.guidance), generator=generator, output_type="np",
+                      callback_on_step_end=keep_face, callback_on_step_end_tensor_inputs=["latents"])
+    if (getattr(result, "nsfw_content_detected", None) or [False])[0]:
+        raise InvalidArgument("the model's safety checker flagged the styled picture (and blanked it); "
+                              "try another --prompt or --seed; nothing was written")
+    out = result.images[0]
     styled = (np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)[:, :, ::-1]
     styled = cv2.resize(styled, (w, h), interpolation=cv2.INTER_CUBIC if ww < w else cv2.INTER_AREA)
     if settings.face_strength == 0:
@@ -277,27 +297,28 @@ def stylize_file(photo: str | Path, output: str | Path, model_dir: str | Path | 
                  force: bool = False, progress: Progress | None = None, pipe: Any = None) -> Stylized:
     """Stylise the photo at `photo` into `output` (.png/.jpg, written atomically, never the photo itself).
 
-    Cheap checks come first (output name, model folder, the photo, its face), then the model loads
-    (`pipe`: an already loaded pipeline instead) and runs. Unless `force`, the styled picture must
-    show the face where the photo did, else NoFaceFound and nothing is written.
+    Cheap checks come first (output name, model folder, device, the photo, its face), then the model
+    loads (`pipe`: an already loaded pipeline instead) and runs. Unless `force`, the styled picture
+    must show the face where the photo did, else NoFaceFound and nothing is written.
     Raises InvalidArgument, ModelFilesMissing, MissingDependency, UnsupportedMedia, CorruptMedia, NoFaceFound.
     """
-    photo = Path(photo)
-    output, ext = output_path(photo, Path(output))
-    files = locate(model_dir) if pipe is None else None
-    if pipe is None:
-        require_extra()
-    image = read_photo(photo)
-    landmarks = find_face(image, settings.face, str(photo))
-    if landmarks is None:
-        raise NoFaceFound(f"{photo}: no face found; stylize needs a portrait")
-    if pipe is None:
-        pipe = load_pipeline(files, settings.device, settings.dtype)
-    styled = stylize_image(pipe, image, landmarks, settings, progress)
     from facecast.avatar.landmarks import box_of
 
+    photo = Path(photo)
+    output, ext = output_path(photo, Path(output))
+    if pipe is None:
+        files = locate(model_dir)
+        resolve_target(settings.device, settings.dtype)
+    image = read_photo(photo)
+    with face_mesher(settings.face) as mesher:
+        landmarks = find_face(image, settings.face, mesher)
+        if landmarks is None:
+            raise NoFaceFound(f"{photo}: no face found; stylize needs a portrait")
+        if pipe is None:
+            pipe = load_pipeline(files, settings.device, settings.dtype)
+        styled = stylize_image(pipe, image, landmarks, settings, progress)
+        after_mesh = find_face(styled, settings.face, mesher)
     before = box_of(landmarks)
-    after_mesh = find_face(styled, settings.face, str(output))
     after = None if after_mesh is None else box_of(after_mesh)
     result = Stylized(styled, before, after, 0.0 if after is None else box_overlap(before, after))
     if not result.face_kept and not force:
