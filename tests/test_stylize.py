@@ -200,6 +200,9 @@ def test_model_folders_that_are_not_sd_img2img_are_refused(sd_dir, tmp_path):
         locate(sd)
     with pytest.raises(ModelFilesMissing, match="does not exist"):
         locate(tmp_path / "nowhere")
+    (sd / "unet" / "config.json").write_text("{not json")
+    with pytest.raises(ModelFilesMissing, match="unet/config.json: not valid JSON"):
+        locate(sd)
 
 
 def test_fp16_variant_weights_are_found(sd_dir, tmp_path):
@@ -244,7 +247,8 @@ def _bad_inputs(sd_dir: Path, tmp_path: Path) -> list[tuple[list[str], str]]:
         (_stylize(PHOTO, "--model-dir", tmp_path / "nowhere", "--prompt", "x", "-o", out), "does not exist"),
         (_stylize(PHOTO, "--model-dir", incomplete, "--prompt", "x", "-o", out),
          "missing unet/diffusion_pytorch_model.safetensors"),
-        (_stylize(PHOTO, "--model-dir", single, "--prompt", "x", "-o", out), "single-file checkpoints are not supported"),
+        (_stylize(PHOTO, "--model-dir", single, "--prompt", "x", "-o", out),
+         "single-file checkpoints are not supported"),
         (_stylize(text, *good, "-o", out), "not an image"),
         (_stylize(speech("zh_short_01_3s.wav"), *good, "-o", out), "not an image"),
         (_stylize(tmp_path / "absent.jpg", *good, "-o", out), "no such file"),

@@ -80,8 +80,8 @@ def locate(model_dir: str | Path | None) -> SDFiles:
     if kind not in PIPELINES:
         raise InvalidArgument(f"model directory {str(root)!r} holds a {kind or 'unnamed'} pipeline; stylize takes "
                               f"Stable Diffusion 1.x/2.x ({' or '.join(PIPELINES)})")
-    unet = json.loads((root / "unet" / "config.json").read_text())
-    if int(unet.get("in_channels", 4)) != 4:
+    unet = _read_json(root / "unet" / "config.json")
+    if unet.get("in_channels", 4) != 4:
         raise InvalidArgument(f"model directory {str(root)!r}: its UNet takes {unet.get('in_channels')} input "
                               "channels (an inpainting model?); stylize needs a plain text-to-image/img2img model")
     variant = "fp16" if variants == {"fp16"} else None
@@ -96,13 +96,18 @@ def _read_index(root: Path, missing: list[str]) -> dict:
     if not path.is_file():
         missing.append("model_index.json")
         return {"_class_name": PIPELINES[0]}
+    return _read_json(path)
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from `path`; ModelFilesMissing naming the file when it is not one."""
     try:
-        index = json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelFilesMissing(f"{path}: not valid JSON ({exc})") from None
-    if not isinstance(index, dict):
-        raise ModelFilesMissing(f"{path}: not a diffusers model index (expected a JSON object)")
-    return index
+    if not isinstance(data, dict):
+        raise ModelFilesMissing(f"{path}: not a diffusers configuration (expected a JSON object)")
+    return data
 
 
 def _weights(folder: Path, stems: list[str]) -> str | None:
@@ -110,6 +115,7 @@ def _weights(folder: Path, stems: list[str]) -> str | None:
     for variant, infix in ((None, ""), ("fp16", ".fp16")):
         for stem in stems:
             for ext in ("safetensors", "bin"):
-                if (folder / f"{stem}{infix}.{ext}").is_file() or (folder / f"{stem}{infix}.{ext}.index.json").is_file():
+                name = f"{stem}{infix}.{ext}"
+                if (folder / name).is_file() or (folder / f"{name}.index.json").is_file():  # whole or sharded
                     return variant or "plain"
     return None

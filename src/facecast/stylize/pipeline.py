@@ -240,7 +240,7 @@ def stylize_image(pipe: Any, image: np.ndarray, landmarks: np.ndarray, settings:
     import torch
 
     h, w = image.shape[:2]
-    vae_scale = 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    vae_scale = int(pipe.vae_scale_factor)  # px per latent pixel (8 for SD 1.x/2.x)
     long_side = settings.size or int(pipe.unet.config.sample_size) * vae_scale
     ww, wh = work_size(w, h, long_side)
     mask = face_mask(landmarks, (h, w))  # (H, W) float32
