@@ -293,6 +293,24 @@ def test_bad_input_is_one_line_and_writes_nothing(sd_dir, tmp_path, capsys):
     assert mine.read_bytes() == original
 
 
+def test_the_progress_bar_counts_denoising_steps_on_a_terminal(sd_dir, tmp_path, capsys):
+    import re
+
+    from test_cli import main_on_a_terminal
+
+    out = tmp_path / "bar.png"
+    status, screen = main_on_a_terminal(*_stylize(PHOTO, "--model-dir", sd_dir, "--prompt", "pencil sketch",
+                                                  "--steps", "6", "--strength", "0.5", "--face-strength", "0",
+                                                  "--guidance", "1", "--size", "128", "-o", out))
+    assert status == 0, screen
+    found = re.findall(r"denoising:.*?(\d+)/(\d+) \[", screen)
+    counts, totals = [int(done) for done, _ in found], {int(total) for _, total in found}
+    assert totals in ({3}, {4}), screen  # int(6 x 0.5) steps; PNDM runs one of them twice
+    assert counts == sorted(counts) and max(counts) >= 1, screen
+    assert "step" in screen and out.is_file()
+    assert capsys.readouterr().out.strip() == str(out)
+
+
 def test_a_missing_gpu_extra_names_the_install_command(sd_dir, tmp_path, capsys, monkeypatch):
     import importlib.util
 

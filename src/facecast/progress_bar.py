@@ -10,8 +10,8 @@ class ProgressBar:
     quiet); the bar (frames) appears on the first call, stays silent when stderr is not a TTY, and
     follows a total that grows."""
 
-    def __init__(self, label: str, quiet: bool = False):
-        self.label, self.quiet, self.bar = label, quiet, None
+    def __init__(self, label: str, quiet: bool = False, unit: str = "frame"):
+        self.label, self.quiet, self.bar, self.unit = label, quiet, None, unit
 
     def __enter__(self):
         return None if self.quiet else self.update
@@ -20,7 +20,7 @@ class ProgressBar:
         if self.bar is None:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=self.label, unit="frame", leave=False, file=sys.stderr, disable=None)
+            self.bar = tqdm(total=total, desc=self.label, unit=self.unit, leave=False, file=sys.stderr, disable=None)
         if total and total != self.bar.total:
             self.bar.total = total
         self.bar.update(done - self.bar.n)

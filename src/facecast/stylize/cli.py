@@ -72,7 +72,7 @@ def run_stylize(args) -> int:
     settings = StylizeSettings(prompt=args.prompt, negative_prompt=args.negative_prompt, strength=args.strength,
                                face_strength=args.face_strength, steps=args.steps, guidance=args.guidance,
                                seed=args.seed, size=args.size, device=args.device, dtype=args.dtype, face=args.face)
-    with ProgressBar("denoising", args.quiet) as progress:
+    with ProgressBar("denoising", args.quiet, unit="step") as progress:
         result = stylize_file(args.photo, args.output, args.model_dir, settings, force=args.force, progress=progress)
     note = "" if result.face_kept else " (written with --force: the face was not found where it was)"
     print(f"{args.output}{note}")
