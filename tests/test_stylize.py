@@ -164,7 +164,8 @@ def test_on_a_gpu_in_float16(sd_dir, tmp_path):
     first = stylize_file(PHOTO, out, sd_dir, settings)
     again = stylize_file(PHOTO, tmp_path / "again.png", sd_dir, settings)
     assert first.face_kept and first.image.shape == (500, 375, 3)
-    assert np.array_equal(first.image, again.image)
+    # the same seed: the same noise (drawn on the CPU); GPU kernels may round differently run to run
+    assert np.abs(first.image.astype(int) - again.image.astype(int)).mean() < 1.0
 
 
 # ------------------------------------------------------------------------------------------ the model folder
@@ -334,5 +335,8 @@ def test_the_facecast_command(sd_dir, tmp_path):
     assert result.stdout.strip() == str(out)
     assert cv2.imread(str(out)).shape == (500, 375, 3)
     assert [p.name for p in tmp_path.iterdir()] == ["styled.png"], "no temporary file is left"
+    prepared = subprocess.run(command + ["prepare", str(out)], capture_output=True, text=True,
+                              env=dict(os.environ, FACECAST_CACHE_DIR=str(tmp_path / "cache")), timeout=300)
+    assert prepared.returncode == 0 and prepared.stdout.strip(), prepared.stderr
     helped = subprocess.run(command + ["stylize", "--help"], capture_output=True, text=True, timeout=120)
     assert helped.returncode == 0 and "--face-strength" in helped.stdout
