@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render(sub)
     _add_demo(sub)
     for extra in ("facecast.server.cli", "facecast.portrait.cli", "facecast.video.cli", "facecast.batch.cli",
-                  "facecast.chat.cli", "facecast.distill.cli"):
+                  "facecast.chat.cli", "facecast.distill.cli", "facecast.stylize.cli"):
         _add_optional(sub, extra)
     return parser
 
