@@ -338,3 +338,42 @@ def test_mixed_precision_on_cuda(tmp_path, model_dir, crops, precision):
     result = train_decoder(decoder_settings(tmp_path, precision=precision, unet_fraction=0.0, steps=3), gpu,
                            crops=crops)
     assert len(result.losses) == 3 and all(np.isfinite(result.losses)) and np.isfinite(result.final["psnr"])
+
+
+def test_cli_resume_after_sigkill_gives_the_same_weights(tmp_path, model_dir):
+    """A real kill: the CLI in a child process is SIGKILLed once its first checkpoint is on disk;
+    `--resume` then ends with the weights of a run that never stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from facecast.cli import main
+
+    def argv(out: Path) -> list[str]:
+        return ["distill", "decoder", "--model-dir", str(model_dir), "--avatar", str(PORTRAIT), "-o", str(out),
+                "--preset", "tiny", "--steps", "5", "--batch-size", "2", "--eval-samples", "2", "--eval-every", "2",
+                "--checkpoint-every", "1", "--unet-fraction", "0", "--tts-sentences", "0", "--seed", "11", "-q"]
+    whole = tmp_path / "whole"
+    assert main(argv(whole)) == 0
+    killed = tmp_path / "killed"
+    checkpoint = tmp_path / "killed.ckpt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen([sys.executable, "-m", "facecast.cli", *argv(killed)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not checkpoint.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert checkpoint.exists(), "the child wrote no checkpoint"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL and not killed.exists()
+    assert main(argv(killed) + ["--resume"]) == 0
+    weights = "diffusion_pytorch_model.safetensors"
+    assert (whole / weights).read_bytes() == (killed / weights).read_bytes()
+    assert json.loads((whole / "distill.json").read_text())["evaluation"] == \
+        json.loads((killed / "distill.json").read_text())["evaluation"]
