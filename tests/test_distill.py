@@ -165,7 +165,8 @@ def test_decoder_trains_evaluates_and_exports(tmp_path, teacher, crops, speech_p
     assert all(np.isfinite(e["psnr"]) and np.isfinite(e["psnr_mouth"]) for e in result.evaluations)
     assert statuses[3].evaluation == result.evaluations[0] and statuses[0].samples_per_s > 0
     out = result.output
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors", "distill.json"]
+    files = ["config.json", "diffusion_pytorch_model.safetensors", "distill.json"]
+    assert sorted(p.name for p in out.iterdir()) == files
     assert not (tmp_path / "small-decoder.ckpt").exists()  # removed after the export
     info = json.loads((out / "distill.json").read_text())
     assert info["kind"] == "decoder" and info["preset"] == "tiny" and info["steps"] == 8 and info["seed"] == 7
@@ -196,6 +197,13 @@ def test_decoder_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, teac
     assert all(torch.equal(a[k], b[k]) for k in a)
     weights = "diffusion_pytorch_model.safetensors"
     assert (whole.output / weights).read_bytes() == (resumed.output / weights).read_bytes()
+
+
+def test_minutes_budget_and_bfloat16_autocast_on_the_cpu(tmp_path, teacher, crops):
+    result = train_decoder(decoder_settings(tmp_path, steps=None, minutes=1e-5, unet_fraction=0.0, precision="bfloat16",
+                                            export=False, checkpoint_every=0), teacher, crops=crops)
+    assert result.steps == 1 and result.output is None and np.isfinite(result.losses[0])
+    assert result.evaluations[-1]["step"] == 1 and not (tmp_path / "small-decoder").exists()
 
 
 # -- the UNet --------------------------------------------------------------------------------
@@ -310,7 +318,8 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, model_dir, capsys, 
 
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((300, 300, 3), 128, np.uint8))
-    names = {"missing": str(tmp_path / "nowhere"), "blank": str(blank), "portrait": str(PORTRAIT), "model": str(model_dir)}
+    names = {"missing": str(tmp_path / "nowhere"), "blank": str(blank), "portrait": str(PORTRAIT),
+             "model": str(model_dir)}
     argv = ["distill", "decoder", "--preset", "tiny", "--steps", "1", "-q"]
     if "--model-dir" not in extra:
         argv += ["--model-dir", str(model_dir)]

@@ -109,7 +109,8 @@ def _common(p, presets: list[str], preset: str, lr: float) -> None:
     p.add_argument("--teacher-dtype", help="float16, bfloat16 or float32 (default float16 on a GPU, float32 on a CPU)")
     p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
     p.add_argument("--checkpoint", type=Path, metavar="FILE", help="checkpoint file (default <output>.ckpt)")
-    p.add_argument("--checkpoint-every", type=int, default=200, metavar="N", help="steps between checkpoints (default 200)")
+    p.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
+                   help="steps between checkpoints (default 200)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     p.add_argument("--keep-checkpoint", action="store_true", help="keep the checkpoint after the export")
     p.add_argument("--eval-every", type=int, default=200, metavar="N", help="steps between evaluations (default 200)")
@@ -176,7 +177,8 @@ def _train(fn, settings, quiet: bool, kind: str, versus: str) -> int:
         result = fn(settings, on_step=on_step, progress=progress)
     final = result.final
     where = f"wrote {result.output}" if result.output else "trained (not exported)"
-    print(f"{where}: {kind} preset {settings.preset} ({result.provenance.get('parameters', 0) / 1e6:.2f} M parameters), "
+    millions = result.provenance.get("parameters", 0) / 1e6
+    print(f"{where}: {kind} preset {settings.preset} ({millions:.2f} M parameters), "
           f"{result.steps} steps, {result.samples} samples in {result.seconds:.0f} s; held-out PSNR vs {versus} "
           f"{final.get('psnr', float('nan')):.2f} dB (mouth {final.get('psnr_mouth', float('nan')):.2f} dB)")
     return 0

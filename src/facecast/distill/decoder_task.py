@@ -118,7 +118,8 @@ class DecoderTask:
             a, b = metrics.psnr_pair(out, self.eval_images[lo: lo + len(out)])
             overall.append(a)
             mouth.append(b)
-        return {"psnr": round(float(torch.cat(overall).mean()), 4), "psnr_mouth": round(float(torch.cat(mouth).mean()), 4)}
+        return {"psnr": round(float(torch.cat(overall).mean()), 4),
+                "psnr_mouth": round(float(torch.cat(mouth).mean()), 4)}
 
 
 def train_decoder(settings: DecoderSettings, teacher=None, *, crops: CropPool | None = None,

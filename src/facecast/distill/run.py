@@ -90,7 +90,8 @@ def _output(settings: TrainSettings, folder_name: str) -> Path | None:
         raise InvalidArgument(f"-o {str(out)!r} is a folder that holds no earlier export ({MARKER}); it would be "
                               "replaced as a whole, so give a new folder")
     if model_dir is not None and (out.resolve() == model_dir or out.resolve() in model_dir.parents):
-        raise InvalidArgument(f"-o {str(out)!r} would replace the model directory; give a folder inside it or elsewhere")
+        raise InvalidArgument(f"-o {str(out)!r} would replace the model directory; give a folder inside it "
+                              "or elsewhere")
     return out
 
 

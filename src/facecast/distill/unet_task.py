@@ -52,7 +52,8 @@ class UnetTask:
             self.eval_images = [self._pixels(t) for t in self.eval_targets]
         self.prefetch = Prefetch(self._train_draw)
 
-    def _draw(self, rng: np.random.Generator, items: np.ndarray, windows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _draw(self, rng: np.random.Generator, items: np.ndarray, windows: np.ndarray,
+              n: int) -> tuple[np.ndarray, np.ndarray]:
         """The host side: augmented crops (n, 256, 256, 3) uint8 and speech windows (n, 50, width) float16."""
         picks = rng.choice(items, n)
         views = np.stack([view(self.crops.contexts[i], rng if self.settings.augment else None) for i in picks])
@@ -113,7 +114,8 @@ class UnetTask:
             a, b = metrics.psnr_pair(self._pixels(out), images)
             overall.append(a)
             mouth.append(b)
-        return {"psnr": round(float(torch.cat(overall).mean()), 4), "psnr_mouth": round(float(torch.cat(mouth).mean()), 4),
+        return {"psnr": round(float(torch.cat(overall).mean()), 4),
+                "psnr_mouth": round(float(torch.cat(mouth).mean()), 4),
                 "latent_mse": float(torch.cat(mse).mean())}
 
 
