@@ -309,6 +309,9 @@ def _listing(root: Path) -> list[str]:
     (["--avatar", "{portrait}", "--lr", "x"], "invalid float value"),
     (["--avatar", "{portrait}", "-o", "{model}/whisper"], "holds no earlier export"),
     (["--avatar", "{portrait}", "--resume"], "no checkpoint"),
+    (["--avatar", "{missing}"], "no such file"),
+    (["--avatar", "{portrait}", "--audio", "{missing}"], "--audio"),
+    (["--avatar", "{portrait}", "--images", "{portrait}"], "is not a folder"),
     (["--avatar", "{portrait}", "--tts-sentences", "0", "--unet-fraction", "0.5"], "no speech"),
 ])
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, model_dir, capsys, extra, message):

@@ -42,6 +42,8 @@ class DecoderTask:
         self.config = decoder_config(settings.preset, int(teacher.vae.config.latent_channels))
         torch.manual_seed(settings.seed)
         self.student = build_decoder(self.config).to(teacher.device)
+        if teacher.device.type == "cuda":  # faster convolutions under autocast
+            self.student.to(memory_format=torch.channels_last)
         self.split = split(crops.sources, settings.seed, settings.eval_fraction, CROP_SPLIT)
         self.speech_split = None
         if settings.unet_fraction > 0:

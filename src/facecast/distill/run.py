@@ -62,6 +62,11 @@ def start(settings: TrainSettings, folder_name: str, teacher=None) -> Run:
     from facecast.lipsync.musetalk.loading import resolve_device, resolve_dtype
 
     settings.check()
+    if teacher is None:
+        from facecast.lipsync.musetalk.files import locate
+
+        locate(settings.model_dir)  # a missing model directory or file is named before anything else
+    _check_inputs(settings)
     output = _output(settings, folder_name)
     checkpoint = settings.checkpoint or (output.with_name(output.name + ".ckpt") if output is not None else None)
     if checkpoint is not None and Path(checkpoint).is_dir():
@@ -75,6 +80,20 @@ def start(settings: TrainSettings, folder_name: str, teacher=None) -> Run:
     elif not isinstance(teacher, Teacher):
         teacher = in_process(teacher)
     return Run(settings, teacher.device, teacher, output, Path(checkpoint) if checkpoint else None)
+
+
+def _check_inputs(settings: TrainSettings) -> None:
+    """Cheap checks of the named inputs before anything slow: avatar files or ids, image folders, speech files."""
+    from facecast.avatar.resolve import avatar_file
+    from facecast.distill.data import image_files
+
+    for ref in settings.avatars:
+        avatar_file(ref)
+    for folder in settings.images:
+        image_files(folder)
+    for path in settings.audio:
+        if not Path(path).is_file():
+            raise InvalidArgument(f"--audio {str(path)!r}: no such file")
 
 
 def _output(settings: TrainSettings, folder_name: str) -> Path | None:
