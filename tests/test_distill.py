@@ -82,13 +82,13 @@ def speech_pool(teacher):
 
 def decoder_settings(tmp_path, **kw) -> DecoderSettings:
     base = dict(output=tmp_path / "small-decoder", preset="tiny", steps=6, batch_size=2, eval_samples=2, eval_every=3,
-                checkpoint_every=2, lr=3e-3, seed=7)
+                checkpoint_every=2, lr=3e-3, seed=7, warmup_steps=1)
     return DecoderSettings(**{**base, **kw})
 
 
 def unet_settings(tmp_path, **kw) -> UnetSettings:
     base = dict(output=tmp_path / "musetalk-student", preset="tiny", steps=6, batch_size=2, eval_samples=2,
-                eval_every=3, checkpoint_every=2, lr=1e-3, seed=3)
+                eval_every=3, checkpoint_every=2, lr=1e-3, seed=3, warmup_steps=1)
     return UnetSettings(**{**base, **kw})
 
 
@@ -149,6 +149,17 @@ def test_psnr_and_mouth_box():
 def test_bad_settings_are_named(tmp_path, change, message):
     with pytest.raises(InvalidArgument, match=message):
         decoder_settings(tmp_path, **change).check()
+
+
+def test_learning_rate_schedule():
+    from facecast.distill.trainer import lr_factor
+
+    s = DecoderSettings(steps=100, warmup_steps=10)
+    assert lr_factor(s, 0, 0.0) == pytest.approx(0.1) and lr_factor(s, 9, 0.0) == pytest.approx(0.55 + 0.45 * np.cos(np.pi * 0.09))
+    assert lr_factor(s, 50, 0.0) == pytest.approx(0.55) and lr_factor(s, 100, 0.0) == pytest.approx(0.1)
+    timed = DecoderSettings(steps=None, minutes=1.0, warmup_steps=0)
+    assert lr_factor(timed, 5, 30.0) == pytest.approx(0.55) and lr_factor(timed, 5, 90.0) == pytest.approx(0.1)
+    assert lr_factor(replace(s, schedule="constant"), 0, 0.0) == 1.0
 
 
 # -- the decoder ---------------------------------------------------------------------------
@@ -366,7 +377,8 @@ def test_cli_resume_after_sigkill_gives_the_same_weights(tmp_path, model_dir):
     def argv(out: Path) -> list[str]:
         return ["distill", "decoder", "--model-dir", str(model_dir), "--avatar", str(PORTRAIT), "-o", str(out),
                 "--preset", "tiny", "--steps", "5", "--batch-size", "2", "--eval-samples", "2", "--eval-every", "2",
-                "--checkpoint-every", "1", "--unet-fraction", "0", "--tts-sentences", "0", "--seed", "11", "-q"]
+                "--checkpoint-every", "1", "--unet-fraction", "0", "--tts-sentences", "0", "--seed", "11",
+                "--warmup-steps", "1", "-q"]
     whole = tmp_path / "whole"
     assert main(argv(whole)) == 0
     killed = tmp_path / "killed"

@@ -102,6 +102,9 @@ def _common(p, presets: list[str], preset: str, lr: float) -> None:
     p.add_argument("--accumulate", type=int, default=1, help="micro-batches per optimiser step (default 1)")
     p.add_argument("--lr", type=float, default=lr, help=f"AdamW learning rate (default {lr:g})")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default 0)")
+    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+                   help="learning rate: cosine (warm-up, then decay to lr/10 over the budget; default) or constant")
+    p.add_argument("--warmup-steps", type=int, default=100, metavar="N", help="warm-up steps of cosine (default 100)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip (default 1; 0: none)")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
                    help="autocast of the student: auto = bfloat16 on CUDA, float32 on a CPU")
@@ -134,7 +137,7 @@ def _settings(cls, args, **extra):
                tts_sentences=args.tts_sentences, voices=voices,
                steps=args.steps if args.steps is not None or args.minutes is not None else 2000, minutes=args.minutes,
                batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr, weight_decay=args.weight_decay,
-               grad_clip=args.grad_clip, precision=args.precision, device=args.device, teacher_dtype=args.teacher_dtype,
+               grad_clip=args.grad_clip, schedule=args.schedule, warmup_steps=args.warmup_steps, precision=args.precision, device=args.device, teacher_dtype=args.teacher_dtype,
                seed=args.seed, checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
                keep_checkpoint=args.keep_checkpoint, eval_every=args.eval_every, eval_samples=args.eval_samples,
                eval_fraction=args.eval_fraction, max_crops=args.max_crops, frames_per_avatar=args.frames_per_avatar,
