@@ -401,3 +401,16 @@ def test_cli_resume_after_sigkill_gives_the_same_weights(tmp_path, model_dir):
     assert (whole / weights).read_bytes() == (killed / weights).read_bytes()
     assert json.loads((whole / "distill.json").read_text())["evaluation"] == \
         json.loads((killed / "distill.json").read_text())["evaluation"]
+
+
+@pytest.mark.parametrize("task, words", [
+    ("decoder", ["data:", "targets:", "budget:", "numbers:", "output:", "small-decoder/", "--unet-fraction"]),
+    ("unet", ["speech:", "targets:", "budget:", "output:", "musetalk-student/", "--tts-sentences"]),
+])
+def test_help_explains_data_targets_budget_and_outputs(capsys, task, words):
+    from facecast.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["distill", task, "--help"])
+    text = capsys.readouterr().out
+    assert exit_.value.code == 0 and all(word in text for word in words)
