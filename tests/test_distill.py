@@ -82,13 +82,13 @@ def speech_pool(teacher):
 
 def decoder_settings(tmp_path, **kw) -> DecoderSettings:
     base = dict(output=tmp_path / "small-decoder", preset="tiny", steps=6, batch_size=2, eval_samples=2, eval_every=3,
-                checkpoint_every=2, lr=3e-3, seed=7)
+                checkpoint_every=2, lr=3e-3, seed=7, warmup_steps=1)
     return DecoderSettings(**{**base, **kw})
 
 
 def unet_settings(tmp_path, **kw) -> UnetSettings:
     base = dict(output=tmp_path / "musetalk-student", preset="tiny", steps=6, batch_size=2, eval_samples=2,
-                eval_every=3, checkpoint_every=2, lr=1e-3, seed=3)
+                eval_every=3, checkpoint_every=2, lr=1e-3, seed=3, warmup_steps=1)
     return UnetSettings(**{**base, **kw})
 
 
@@ -151,6 +151,17 @@ def test_bad_settings_are_named(tmp_path, change, message):
         decoder_settings(tmp_path, **change).check()
 
 
+def test_learning_rate_schedule():
+    from facecast.distill.trainer import lr_factor
+
+    s = DecoderSettings(steps=100, warmup_steps=10)
+    assert lr_factor(s, 0, 0.0) == pytest.approx(0.1) and lr_factor(s, 9, 0.0) == pytest.approx(0.55 + 0.45 * np.cos(np.pi * 0.09))
+    assert lr_factor(s, 50, 0.0) == pytest.approx(0.55) and lr_factor(s, 100, 0.0) == pytest.approx(0.1)
+    timed = DecoderSettings(steps=None, minutes=1.0, warmup_steps=0)
+    assert lr_factor(timed, 5, 30.0) == pytest.approx(0.55) and lr_factor(timed, 5, 90.0) == pytest.approx(0.1)
+    assert lr_factor(replace(s, schedule="constant"), 0, 0.0) == 1.0
+
+
 # -- the decoder ---------------------------------------------------------------------------
 
 def test_decoder_trains_evaluates_and_exports(tmp_path, teacher, crops, speech_pool):
@@ -165,7 +176,8 @@ def test_decoder_trains_evaluates_and_exports(tmp_path, teacher, crops, speech_p
     assert all(np.isfinite(e["psnr"]) and np.isfinite(e["psnr_mouth"]) for e in result.evaluations)
     assert statuses[3].evaluation == result.evaluations[0] and statuses[0].samples_per_s > 0
     out = result.output
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "diffusion_pytorch_model.safetensors", "distill.json"]
+    files = ["config.json", "diffusion_pytorch_model.safetensors", "distill.json"]
+    assert sorted(p.name for p in out.iterdir()) == files
     assert not (tmp_path / "small-decoder.ckpt").exists()  # removed after the export
     info = json.loads((out / "distill.json").read_text())
     assert info["kind"] == "decoder" and info["preset"] == "tiny" and info["steps"] == 8 and info["seed"] == 7
@@ -196,6 +208,13 @@ def test_decoder_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, teac
     assert all(torch.equal(a[k], b[k]) for k in a)
     weights = "diffusion_pytorch_model.safetensors"
     assert (whole.output / weights).read_bytes() == (resumed.output / weights).read_bytes()
+
+
+def test_minutes_budget_and_bfloat16_autocast_on_the_cpu(tmp_path, teacher, crops):
+    result = train_decoder(decoder_settings(tmp_path, steps=None, minutes=1e-5, unet_fraction=0.0, precision="bfloat16",
+                                            export=False, checkpoint_every=0), teacher, crops=crops)
+    assert result.steps == 1 and result.output is None and np.isfinite(result.losses[0])
+    assert result.evaluations[-1]["step"] == 1 and not (tmp_path / "small-decoder").exists()
 
 
 # -- the UNet --------------------------------------------------------------------------------
@@ -301,6 +320,9 @@ def _listing(root: Path) -> list[str]:
     (["--avatar", "{portrait}", "--lr", "x"], "invalid float value"),
     (["--avatar", "{portrait}", "-o", "{model}/whisper"], "holds no earlier export"),
     (["--avatar", "{portrait}", "--resume"], "no checkpoint"),
+    (["--avatar", "{missing}"], "no such file"),
+    (["--avatar", "{portrait}", "--audio", "{missing}"], "--audio"),
+    (["--avatar", "{portrait}", "--images", "{portrait}"], "is not a folder"),
     (["--avatar", "{portrait}", "--tts-sentences", "0", "--unet-fraction", "0.5"], "no speech"),
 ])
 def test_cli_errors_are_one_line_and_write_nothing(tmp_path, model_dir, capsys, extra, message):
@@ -310,7 +332,8 @@ def test_cli_errors_are_one_line_and_write_nothing(tmp_path, model_dir, capsys, 
 
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((300, 300, 3), 128, np.uint8))
-    names = {"missing": str(tmp_path / "nowhere"), "blank": str(blank), "portrait": str(PORTRAIT), "model": str(model_dir)}
+    names = {"missing": str(tmp_path / "nowhere"), "blank": str(blank), "portrait": str(PORTRAIT),
+             "model": str(model_dir)}
     argv = ["distill", "decoder", "--preset", "tiny", "--steps", "1", "-q"]
     if "--model-dir" not in extra:
         argv += ["--model-dir", str(model_dir)]
@@ -338,3 +361,56 @@ def test_mixed_precision_on_cuda(tmp_path, model_dir, crops, precision):
     result = train_decoder(decoder_settings(tmp_path, precision=precision, unet_fraction=0.0, steps=3), gpu,
                            crops=crops)
     assert len(result.losses) == 3 and all(np.isfinite(result.losses)) and np.isfinite(result.final["psnr"])
+
+
+def test_cli_resume_after_sigkill_gives_the_same_weights(tmp_path, model_dir):
+    """A real kill: the CLI in a child process is SIGKILLed once its first checkpoint is on disk;
+    `--resume` then ends with the weights of a run that never stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from facecast.cli import main
+
+    def argv(out: Path) -> list[str]:
+        return ["distill", "decoder", "--model-dir", str(model_dir), "--avatar", str(PORTRAIT), "-o", str(out),
+                "--preset", "tiny", "--steps", "5", "--batch-size", "2", "--eval-samples", "2", "--eval-every", "2",
+                "--checkpoint-every", "1", "--unet-fraction", "0", "--tts-sentences", "0", "--seed", "11",
+                "--warmup-steps", "1", "-q"]
+    whole = tmp_path / "whole"
+    assert main(argv(whole)) == 0
+    killed = tmp_path / "killed"
+    checkpoint = tmp_path / "killed.ckpt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join(sys.path)}
+    child = subprocess.Popen([sys.executable, "-m", "facecast.cli", *argv(killed)], env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not checkpoint.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert checkpoint.exists(), "the child wrote no checkpoint"
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL and not killed.exists()
+    assert main(argv(killed) + ["--resume"]) == 0
+    weights = "diffusion_pytorch_model.safetensors"
+    assert (whole / weights).read_bytes() == (killed / weights).read_bytes()
+    assert json.loads((whole / "distill.json").read_text())["evaluation"] == \
+        json.loads((killed / "distill.json").read_text())["evaluation"]
+
+
+@pytest.mark.parametrize("task, words", [
+    ("decoder", ["data:", "targets:", "budget:", "numbers:", "output:", "small-decoder/", "--unet-fraction"]),
+    ("unet", ["speech:", "targets:", "budget:", "output:", "musetalk-student/", "--tts-sentences"]),
+])
+def test_help_explains_data_targets_budget_and_outputs(capsys, task, words):
+    from facecast.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["distill", task, "--help"])
+    text = capsys.readouterr().out
+    assert exit_.value.code == 0 and all(word in text for word in words)

@@ -102,6 +102,9 @@ def _common(p, presets: list[str], preset: str, lr: float) -> None:
     p.add_argument("--accumulate", type=int, default=1, help="micro-batches per optimiser step (default 1)")
     p.add_argument("--lr", type=float, default=lr, help=f"AdamW learning rate (default {lr:g})")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (default 0)")
+    p.add_argument("--schedule", choices=["cosine", "constant"], default="cosine",
+                   help="learning rate: cosine (warm-up, then decay to lr/10 over the budget; default) or constant")
+    p.add_argument("--warmup-steps", type=int, default=100, metavar="N", help="warm-up steps of cosine (default 100)")
     p.add_argument("--grad-clip", type=float, default=1.0, help="gradient norm clip (default 1; 0: none)")
     p.add_argument("--precision", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
                    help="autocast of the student: auto = bfloat16 on CUDA, float32 on a CPU")
@@ -109,7 +112,8 @@ def _common(p, presets: list[str], preset: str, lr: float) -> None:
     p.add_argument("--teacher-dtype", help="float16, bfloat16 or float32 (default float16 on a GPU, float32 on a CPU)")
     p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
     p.add_argument("--checkpoint", type=Path, metavar="FILE", help="checkpoint file (default <output>.ckpt)")
-    p.add_argument("--checkpoint-every", type=int, default=200, metavar="N", help="steps between checkpoints (default 200)")
+    p.add_argument("--checkpoint-every", type=int, default=200, metavar="N",
+                   help="steps between checkpoints (default 200)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     p.add_argument("--keep-checkpoint", action="store_true", help="keep the checkpoint after the export")
     p.add_argument("--eval-every", type=int, default=200, metavar="N", help="steps between evaluations (default 200)")
@@ -133,7 +137,7 @@ def _settings(cls, args, **extra):
                tts_sentences=args.tts_sentences, voices=voices,
                steps=args.steps if args.steps is not None or args.minutes is not None else 2000, minutes=args.minutes,
                batch_size=args.batch_size, accumulate=args.accumulate, lr=args.lr, weight_decay=args.weight_decay,
-               grad_clip=args.grad_clip, precision=args.precision, device=args.device, teacher_dtype=args.teacher_dtype,
+               grad_clip=args.grad_clip, schedule=args.schedule, warmup_steps=args.warmup_steps, precision=args.precision, device=args.device, teacher_dtype=args.teacher_dtype,
                seed=args.seed, checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
                keep_checkpoint=args.keep_checkpoint, eval_every=args.eval_every, eval_samples=args.eval_samples,
                eval_fraction=args.eval_fraction, max_crops=args.max_crops, frames_per_avatar=args.frames_per_avatar,
@@ -176,7 +180,8 @@ def _train(fn, settings, quiet: bool, kind: str, versus: str) -> int:
         result = fn(settings, on_step=on_step, progress=progress)
     final = result.final
     where = f"wrote {result.output}" if result.output else "trained (not exported)"
-    print(f"{where}: {kind} preset {settings.preset} ({result.provenance.get('parameters', 0) / 1e6:.2f} M parameters), "
+    millions = result.provenance.get("parameters", 0) / 1e6
+    print(f"{where}: {kind} preset {settings.preset} ({millions:.2f} M parameters), "
           f"{result.steps} steps, {result.samples} samples in {result.seconds:.0f} s; held-out PSNR vs {versus} "
           f"{final.get('psnr', float('nan')):.2f} dB (mouth {final.get('psnr_mouth', float('nan')):.2f} dB)")
     return 0

@@ -21,6 +21,7 @@ import torch
 from facecast.distill import metrics
 from facecast.distill.augment import view
 from facecast.distill.data import CropPool, build_crops, split
+from facecast.distill.prefetch import Prefetch
 from facecast.distill.run import Result, finish, provenance, start
 from facecast.distill.settings import DecoderSettings
 from facecast.distill.speech import SpeechPool, build_speech
@@ -41,6 +42,8 @@ class DecoderTask:
         self.config = decoder_config(settings.preset, int(teacher.vae.config.latent_channels))
         torch.manual_seed(settings.seed)
         self.student = build_decoder(self.config).to(teacher.device)
+        if teacher.device.type == "cuda":  # faster convolutions under autocast
+            self.student.to(memory_format=torch.channels_last)
         self.split = split(crops.sources, settings.seed, settings.eval_fraction, CROP_SPLIT)
         self.speech_split = None
         if settings.unet_fraction > 0:
@@ -53,34 +56,50 @@ class DecoderTask:
                  for lo in range(0, settings.eval_samples, settings.batch_size)]
         self.eval_latents = torch.cat([p[0] for p in parts])
         self.eval_images = torch.cat([p[1] for p in parts]) * 0.5 + 0.5  # (E, 3, 256, 256) in [0, 1]
+        self.prefetch = Prefetch(self._train_draw)
 
-    @torch.no_grad()
-    def _sample(self, rng: np.random.Generator, items: np.ndarray, windows: np.ndarray | None,
-                n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(latents (n, 4, 32, 32), target images (n, 3, 256, 256) in [-1, 1]), both float32."""
-        s, teacher = self.settings, self.teacher
+    def _draw(self, rng: np.random.Generator, items: np.ndarray, windows: np.ndarray | None, n: int) -> dict:
+        """The host side of a sample batch: augmented crops (n, 256, 256, 3) uint8, latent kinds, the
+        noise seed and the speech windows of the UNet kind (all from `rng`, in a fixed order)."""
+        s = self.settings
         picks = rng.choice(items, n)
         views = np.stack([view(self.crops.contexts[i], rng if s.augment else None) for i in picks])
         kinds = rng.choice(3, n, p=[1.0 - s.sample_fraction - s.unet_fraction, s.sample_fraction, s.unet_fraction])
         noise_seed = int(rng.integers(2 ** 62))
-        images = teacher.images(views)
+        redrawn = np.flatnonzero(kinds == 2)
+        audio = self.speech.windows[rng.choice(windows, len(redrawn))] if len(redrawn) else None
+        return {"views": views, "kinds": kinds, "noise_seed": noise_seed, "audio": audio}
+
+    @torch.no_grad()
+    def _teach(self, draw: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """(latents (n, 4, 32, 32), target images (n, 3, 256, 256) in [-1, 1]), both float32."""
+        teacher, kinds = self.teacher, draw["kinds"]
+        images = teacher.images(draw["views"])
         mean, std = teacher.posterior(images)
         latents = mean.clone()
         drawn = torch.from_numpy(kinds == 1).to(latents.device)
         if bool(drawn.any()):
-            noise = torch.randn(mean.shape, generator=torch.Generator().manual_seed(noise_seed)).to(latents.device)
+            noise = torch.randn(mean.shape, generator=torch.Generator().manual_seed(draw["noise_seed"]))
+            noise = noise.to(latents.device)
             latents[drawn] = mean[drawn] + std[drawn] * noise[drawn]
         redrawn = np.flatnonzero(kinds == 2)
         if len(redrawn):
-            audio = torch.from_numpy(self.speech.windows[rng.choice(windows, len(redrawn))])
             index = torch.from_numpy(redrawn).to(latents.device)
-            latents[index] = teacher.redraw(teacher.unet_input(images[index]), audio)
+            latents[index] = teacher.redraw(teacher.unet_input(images[index]), torch.from_numpy(draw["audio"]))
         return latents, teacher.decode(latents).clamp(-1.0, 1.0)
 
-    def micro_batch(self, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.settings.seed, TRAIN_STREAM, step, micro])
+    def _sample(self, rng: np.random.Generator, items: np.ndarray, windows: np.ndarray | None,
+                n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._teach(self._draw(rng, items, windows, n))
+
+    def _train_draw(self, key: tuple[int, int]) -> dict:
+        rng = np.random.default_rng([self.settings.seed, TRAIN_STREAM, *key])
         windows = self.speech_split.train if self.speech_split is not None else None
-        return self._sample(rng, self.split.train, windows, self.settings.batch_size)
+        return self._draw(rng, self.split.train, windows, self.settings.batch_size)
+
+    def micro_batch(self, step: int, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
+        following = (step, micro + 1) if micro + 1 < self.settings.accumulate else (step + 1, 0)
+        return self._teach(self.prefetch.get((step, micro), following))
 
     def loss(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         latents, target = batch
@@ -101,7 +120,8 @@ class DecoderTask:
             a, b = metrics.psnr_pair(out, self.eval_images[lo: lo + len(out)])
             overall.append(a)
             mouth.append(b)
-        return {"psnr": round(float(torch.cat(overall).mean()), 4), "psnr_mouth": round(float(torch.cat(mouth).mean()), 4)}
+        return {"psnr": round(float(torch.cat(overall).mean()), 4),
+                "psnr_mouth": round(float(torch.cat(mouth).mean()), 4)}
 
 
 def train_decoder(settings: DecoderSettings, teacher=None, *, crops: CropPool | None = None,
@@ -129,7 +149,10 @@ def train_decoder(settings: DecoderSettings, teacher=None, *, crops: CropPool | 
     task = DecoderTask(settings, run.teacher, crops, speech)
     fingerprint = {**settings.fingerprint(), "teacher": run.teacher.identity, "crops": len(crops),
                    "speech": len(speech) if speech is not None else 0}
-    outcome = train(task, settings, run.device, run.checkpoint, fingerprint, on_step)
+    try:
+        outcome = train(task, settings, run.device, run.checkpoint, fingerprint, on_step)
+    finally:
+        task.prefetch.close()
     data = {"crops": len(crops), "sources": list(crops.names[:50]), "held_out": task.split.held_out,
             "speech_windows": len(speech) if speech is not None else 0}
     info = provenance(run, "decoder", outcome, data, {"parameters": sum(p.numel() for p in task.student.parameters())})

@@ -62,6 +62,11 @@ def start(settings: TrainSettings, folder_name: str, teacher=None) -> Run:
     from facecast.lipsync.musetalk.loading import resolve_device, resolve_dtype
 
     settings.check()
+    if teacher is None:
+        from facecast.lipsync.musetalk.files import locate
+
+        locate(settings.model_dir)  # a missing model directory or file is named before anything else
+    _check_inputs(settings)
     output = _output(settings, folder_name)
     checkpoint = settings.checkpoint or (output.with_name(output.name + ".ckpt") if output is not None else None)
     if checkpoint is not None and Path(checkpoint).is_dir():
@@ -77,6 +82,20 @@ def start(settings: TrainSettings, folder_name: str, teacher=None) -> Run:
     return Run(settings, teacher.device, teacher, output, Path(checkpoint) if checkpoint else None)
 
 
+def _check_inputs(settings: TrainSettings) -> None:
+    """Cheap checks of the named inputs before anything slow: avatar files or ids, image folders, speech files."""
+    from facecast.avatar.resolve import avatar_file
+    from facecast.distill.data import image_files
+
+    for ref in settings.avatars:
+        avatar_file(ref)
+    for folder in settings.images:
+        image_files(folder)
+    for path in settings.audio:
+        if not Path(path).is_file():
+            raise InvalidArgument(f"--audio {str(path)!r}: no such file")
+
+
 def _output(settings: TrainSettings, folder_name: str) -> Path | None:
     if settings.output is None and settings.model_dir is None:
         if settings.export:
@@ -90,7 +109,8 @@ def _output(settings: TrainSettings, folder_name: str) -> Path | None:
         raise InvalidArgument(f"-o {str(out)!r} is a folder that holds no earlier export ({MARKER}); it would be "
                               "replaced as a whole, so give a new folder")
     if model_dir is not None and (out.resolve() == model_dir or out.resolve() in model_dir.parents):
-        raise InvalidArgument(f"-o {str(out)!r} would replace the model directory; give a folder inside it or elsewhere")
+        raise InvalidArgument(f"-o {str(out)!r} would replace the model directory; give a folder inside it "
+                              "or elsewhere")
     return out
 
 

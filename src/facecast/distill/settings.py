@@ -12,6 +12,7 @@ from pathlib import Path
 from facecast.errors import InvalidArgument
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+SCHEDULES = ("cosine", "constant")
 DEFAULT_VOICES = ("en", "de", "fr", "es", "it")
 
 
@@ -29,6 +30,8 @@ class TrainSettings:
         A minutes budget depends on the machine's speed, so only a steps budget is reproducible.
     batch_size: samples per micro-batch; accumulate: micro-batches per optimiser step
     lr, weight_decay, grad_clip (0: none): AdamW and gradient clipping
+    schedule: "cosine" (linear warm-up over warmup_steps, then cosine decay to lr / 10 at the end of
+        the budget: the larger of steps done / steps and seconds / minutes) or "constant"
     precision: "auto" (bfloat16 autocast on CUDA where supported, else float16; float32 on a CPU),
         "float32", "bfloat16" or "float16" (autocast with a GradScaler)
     device: "cuda", "cuda:1", "cpu"; None: cuda when available
@@ -62,6 +65,8 @@ class TrainSettings:
     lr: float = 1e-4
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    schedule: str = "cosine"
+    warmup_steps: int = 100
     precision: str = "auto"
     device: str | None = None
     teacher_dtype: str | None = None
@@ -88,7 +93,9 @@ class TrainSettings:
             raise InvalidArgument(f"--minutes {self.minutes!r} must be a positive number")
         for name in ("batch_size", "accumulate", "eval_samples", "max_crops", "frames_per_avatar", "max_windows"):
             _positive_int(name, getattr(self, name))
-        for name in ("checkpoint_every", "eval_every", "tts_sentences", "seed"):
+        if self.schedule not in SCHEDULES:
+            raise InvalidArgument(f"--schedule {self.schedule!r} is not one of {list(SCHEDULES)}")
+        for name in ("checkpoint_every", "eval_every", "tts_sentences", "seed", "warmup_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidArgument(f"--{_flag(name)} {value!r} must be a whole number >= 0")

@@ -8,6 +8,7 @@ from a checkpoint ends bitwise equal to one that never stopped.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,16 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"bfloat16": torch.bfloat16, "float16": torch.float16}[precision]
 
 
+def lr_factor(settings: TrainSettings, step: int, seconds: float) -> float:
+    """The learning-rate multiplier of optimiser step `step` (0-based) after `seconds` of training."""
+    if settings.schedule == "constant":
+        return 1.0
+    warm = min(1.0, (step + 1) / settings.warmup_steps) if settings.warmup_steps else 1.0
+    done = max(step / settings.steps if settings.steps else 0.0,
+               seconds / (settings.minutes * 60) if settings.minutes else 0.0)
+    return warm * (0.1 + 0.45 * (1.0 + math.cos(math.pi * min(1.0, done))))
+
+
 def train(task: Task, settings: TrainSettings, device: torch.device, checkpoint_path: Path | None,
           fingerprint: dict, on_step: Callable[[Status], None] | None = None) -> Outcome:
     """Train `task.student` until the budget (settings.steps / settings.minutes) is spent.
@@ -128,6 +139,8 @@ def train(task: Task, settings: TrainSettings, device: torch.device, checkpoint_
     session_start, session_samples = time.perf_counter(), 0
     while not spent():
         began = time.perf_counter()
+        for group in optimiser.param_groups:
+            group["lr"] = settings.lr * lr_factor(settings, outcome.step, outcome.seconds)
         optimiser.zero_grad(set_to_none=True)
         total, parts = torch.zeros((), device=device), {}
         for micro in range(settings.accumulate):

@@ -20,6 +20,7 @@ import torch
 from facecast.distill import metrics
 from facecast.distill.augment import view
 from facecast.distill.data import CropPool, build_crops, split
+from facecast.distill.prefetch import Prefetch
 from facecast.distill.run import Result, finish, provenance, start
 from facecast.distill.settings import UnetSettings
 from facecast.distill.speech import SpeechPool, build_speech
@@ -39,6 +40,8 @@ class UnetTask:
         self.settings, self.teacher, self.crops, self.speech = settings, teacher, crops, speech
         student, self.config, self.counts = make_student(teacher.unet, settings.preset, settings.seed)
         self.student = student.float().to(teacher.device).requires_grad_(True)
+        if teacher.device.type == "cuda":  # faster convolutions under autocast
+            self.student.to(memory_format=torch.channels_last)
         self.split = split(crops.sources, settings.seed, settings.eval_fraction, CROP_SPLIT)
         self.speech_split = split(speech.sources, settings.seed, settings.eval_fraction, SPEECH_SPLIT)
         rng = np.random.default_rng([settings.seed, EVAL_STREAM])
@@ -49,16 +52,29 @@ class UnetTask:
         self.eval_targets = [p[2] for p in parts]
         with torch.no_grad():
             self.eval_images = [self._pixels(t) for t in self.eval_targets]
+        self.prefetch = Prefetch(self._train_draw)
 
-    @torch.no_grad()
-    def _sample(self, rng: np.random.Generator, items: np.ndarray, windows: np.ndarray,
-                n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(latents (n, 8, 32, 32), audio (n, 50, width), target (n, 4, 32, 32)), float32 on the device."""
+    def _draw(self, rng: np.random.Generator, items: np.ndarray, windows: np.ndarray,
+              n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The host side: augmented crops (n, 256, 256, 3) uint8 and speech windows (n, 50, width) float16."""
         picks = rng.choice(items, n)
         views = np.stack([view(self.crops.contexts[i], rng if self.settings.augment else None) for i in picks])
-        audio = torch.from_numpy(self.speech.windows[rng.choice(windows, n)]).to(self.teacher.device).float()
+        return views, self.speech.windows[rng.choice(windows, n)]
+
+    @torch.no_grad()
+    def _teach(self, draw: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(latents (n, 8, 32, 32), audio (n, 50, width), target (n, 4, 32, 32)), float32 on the device."""
+        views, windows = draw
+        audio = torch.from_numpy(windows).to(self.teacher.device).float()
         latents = self.teacher.unet_input(self.teacher.images(views))
         return latents, audio, self.teacher.redraw(latents, audio)
+
+    def _sample(self, rng: np.random.Generator, items: np.ndarray, windows: np.ndarray, n: int):
+        return self._teach(self._draw(rng, items, windows, n))
+
+    def _train_draw(self, key: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.settings.seed, TRAIN_STREAM, *key])
+        return self._draw(rng, self.split.train, self.speech_split.train, self.settings.batch_size)
 
     def _student(self, latents: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         out = self.student(latents, self.teacher.models.net.timestep,
@@ -70,8 +86,8 @@ class UnetTask:
         return (self.teacher.decode(latents) * 0.5 + 0.5).clamp(0.0, 1.0)
 
     def micro_batch(self, step: int, micro: int):
-        rng = np.random.default_rng([self.settings.seed, TRAIN_STREAM, step, micro])
-        return self._sample(rng, self.split.train, self.speech_split.train, self.settings.batch_size)
+        following = (step, micro + 1) if micro + 1 < self.settings.accumulate else (step + 1, 0)
+        return self._teach(self.prefetch.get((step, micro), following))
 
     def loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         latents, audio, target = batch
@@ -100,7 +116,8 @@ class UnetTask:
             a, b = metrics.psnr_pair(self._pixels(out), images)
             overall.append(a)
             mouth.append(b)
-        return {"psnr": round(float(torch.cat(overall).mean()), 4), "psnr_mouth": round(float(torch.cat(mouth).mean()), 4),
+        return {"psnr": round(float(torch.cat(overall).mean()), 4),
+                "psnr_mouth": round(float(torch.cat(mouth).mean()), 4),
                 "latent_mse": float(torch.cat(mse).mean())}
 
 
@@ -129,7 +146,10 @@ def train_unet(settings: UnetSettings, teacher=None, *, crops: CropPool | None =
     task = UnetTask(settings, run.teacher, crops, speech)
     fingerprint = {**settings.fingerprint(), "teacher": run.teacher.identity, "crops": len(crops),
                    "speech": len(speech)}
-    outcome = train(task, settings, run.device, run.checkpoint, fingerprint, on_step)
+    try:
+        outcome = train(task, settings, run.device, run.checkpoint, fingerprint, on_step)
+    finally:
+        task.prefetch.close()
     data = {"crops": len(crops), "sources": list(crops.names[:50]), "held_out": task.split.held_out,
             "speech_windows": len(speech), "speech_sources": list(speech.names[:50])}
     extra = {"parameters": parameter_count(task.student), "teacher_parameters": parameter_count(run.teacher.unet),
