@@ -30,7 +30,7 @@ pytest.importorskip("pocketsphinx")
 
 from probe import mouth_openings
 from support.chat import MIXER_JS, chat_process, open_chat, write_wav
-from support.chromium import CHROMIUM
+from support.chromium import skip_without_chromium
 from support.netns import namespace_fixture
 from support.waiting import within
 
@@ -55,9 +55,7 @@ ns = namespace_fixture()
 def talking(url: str, wav, mix: bool = False):
     """open_chat (a context manager; with mix, MIXER_JS first), or a skip when Chromium or
     Playwright is missing."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: run scripts/install-browser.sh")
-    pytest.importorskip("playwright")
+    skip_without_chromium()
     return open_chat(url, wav, timeout_s=TIMEOUT_S, before_call=MIXER_JS if mix else None)
 
 
