@@ -22,7 +22,6 @@ import time
 
 import av
 import cv2
-import httpx
 import numpy as np
 import pytest
 from conftest import speech
@@ -32,7 +31,7 @@ from websockets.sync.client import connect as ws_connect
 from facecast.audio.decode import load_audio
 from support.chromium import browser_fixture, checked_page
 from support.netns import namespace_fixture
-from support.server_process import served
+from support.server_process import client_fixture, served
 from support.waiting import within
 
 pytestmark = pytest.mark.browser
@@ -173,10 +172,7 @@ def server(ns, tmp_path_factory):
         yield proc
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, headers=server.headers, timeout=TIMEOUT_S) as c:
-        yield c
+client = client_fixture(timeout_s=TIMEOUT_S)
 
 
 browser = browser_fixture()
