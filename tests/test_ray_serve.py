@@ -23,7 +23,7 @@ pytest.importorskip("ray.serve")
 if os.geteuid() != 0:
     pytest.skip("Ray runs in a private network namespace, which needs root", allow_module_level=True)
 
-from support.ray_cluster import ray_serve  # noqa: E402
+from support.ray_cluster import batch_task_pids, ray_serve  # noqa: E402
 from support.waiting import within  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -374,7 +374,7 @@ def test_batch_jobs_run_as_ray_tasks_and_a_killed_worker_is_retried(cluster, tmp
 
     def kill_one_worker():
         def running():
-            found = _task_pids()
+            found = batch_task_pids()
             if found:
                 killed.append(found[0])
                 os.kill(found[0], 9)
@@ -390,16 +390,3 @@ def test_batch_jobs_run_as_ray_tasks_and_a_killed_worker_is_retried(cluster, tmp
     assert sorted(p.name for p in out.iterdir()) == sorted(f"job{i}.mp4" for i in range(6))
     again = run_ray(jobs, out, address=None, retries=0)
     assert sorted(again.skipped) == sorted(f"job{i}" for i in range(6)) and again.done == []
-
-
-def _task_pids() -> list[int]:
-    """Pids of Ray workers running a batch task now (Ray titles the process `ray::_attempt`)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::_attempt"):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids

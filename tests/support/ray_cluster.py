@@ -8,6 +8,8 @@ session-scoped fixture) and every test deploys onto it.
     with ray_serve(data_dir, replicas=2) as cluster:     # the calling thread is in the namespace
         httpx.get(cluster.url + "/health")
         cluster.replica_pids()                          # {replica id: pid}
+
+    batch_task_pids()                                   # Ray workers running a `facecast batch --ray` job now
 """
 
 from __future__ import annotations
@@ -149,3 +151,17 @@ def ray_serve(data_dir: Path, *, replicas: int = 2, sessions: int = 4, replica_c
                 serve.shutdown()
             finally:
                 ray.shutdown()
+
+
+def batch_task_pids() -> list[int]:
+    """Pids of the Ray workers running a batch job now (facecast.batch.run's task: Ray titles its
+    process `ray::_attempt`), e.g. to kill one mid-job."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"ray::_attempt"):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass  # exited meanwhile
+    return pids
