@@ -40,7 +40,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_server  # noqa: E402 - also puts tests/ on sys.path
 from bench_server import bench_live_concurrency, first_frame, machine, pct  # noqa: E402
-from support.ray_cluster import ray_serve  # noqa: E402
+from support.ray_cluster import batch_task_pids, ray_serve  # noqa: E402
 from support.server_process import ServerProcess  # noqa: E402
 
 from facecast.media import fmp4  # noqa: E402
@@ -273,7 +273,7 @@ def batch(data_dir: Path, jobs_count: int) -> dict:
     def kill_one() -> None:
         deadline = time.monotonic() + 120
         while not killed and time.monotonic() < deadline:
-            pids = _task_pids()
+            pids = batch_task_pids()
             if pids:
                 time.sleep(1.0)  # mid-job
                 try:
@@ -292,18 +292,6 @@ def batch(data_dir: Path, jobs_count: int) -> dict:
     outputs = sorted(p.name for p in (folder / "out").iterdir())
     return {"jobs": jobs_count, "workers": 2, "done": len(summary.done), "failed": summary.failed,
             "workers_killed": len(killed), "outputs": len(outputs), "seconds": took}
-
-
-def _task_pids() -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::_attempt"):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids
 
 
 # -- report ------------------------------------------------------------------------------------

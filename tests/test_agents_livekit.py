@@ -91,6 +91,27 @@ async def speak(output, frames, flush: bool = True) -> None:
         output.flush()
 
 
+async def ten_interruptions_then_speech(output, published: Published, mid_segment: bool = False):
+    """Ten turns of 3 s of speech, each cleared once 0.2 s of it is published and checked to end
+    interrupted early; with mid_segment, odd turns are cleared before their flush (flushed after),
+    even ones after it. Then 1.5 s of speech is played out: returns (its playout result, when it
+    began: time.monotonic())."""
+    for turn in range(10):
+        begun = time.monotonic()
+        cleared_mid_segment = mid_segment and turn % 2 == 1
+        await speak(output, speech_frames(3.0, seed=turn), flush=not cleared_mid_segment)
+        assert await until(WAIT_S, lambda: published.audio_s(begun) >= 0.2), f"turn {turn}: no audio"
+        output.clear_buffer()
+        if cleared_mid_segment:
+            output.flush()
+        finished = await asyncio.wait_for(output.wait_for_playout(), WAIT_S)
+        assert finished.interrupted, f"turn {turn}"
+        assert 0.1 <= finished.playback_position < 2.0, f"turn {turn}: {finished.playback_position}"
+    begun = time.monotonic()
+    await speak(output, speech_frames(1.5, seed=99))
+    return await asyncio.wait_for(output.wait_for_playout(), WAIT_S), begun
+
+
 # -- the generator -----------------------------------------------------------------------------------
 def test_idle_video_then_speech_with_its_own_audio_then_a_segment_end():
     async def main():
@@ -203,17 +224,7 @@ def test_in_process_ten_interruptions_then_speech_still_plays():
         published = Published(avatar)
         output = avatar.audio
         try:
-            for turn in range(10):
-                begun = time.monotonic()
-                await speak(output, speech_frames(3.0, seed=turn))
-                assert await until(WAIT_S, lambda: published.audio_s(begun) >= 0.2), f"turn {turn}: no audio"
-                output.clear_buffer()
-                finished = await asyncio.wait_for(output.wait_for_playout(), WAIT_S)
-                assert finished.interrupted, f"turn {turn}"
-                assert 0.1 <= finished.playback_position < 2.0, f"turn {turn}: {finished.playback_position}"
-            begun = time.monotonic()
-            await speak(output, speech_frames(1.5, seed=99))
-            finished = await asyncio.wait_for(output.wait_for_playout(), WAIT_S)
+            finished, begun = await ten_interruptions_then_speech(output, published)
         finally:
             await avatar.aclose()
         assert not finished.interrupted
@@ -264,20 +275,7 @@ def test_worker_ten_interruptions_then_audio_still_flows():
         avatar, output, avatar_room = await worker_pair()
         published = Published(avatar)
         try:
-            for turn in range(10):
-                begun = time.monotonic()
-                mid_segment = turn % 2 == 1
-                await speak(output, speech_frames(3.0, seed=turn), flush=not mid_segment)
-                assert await until(WAIT_S, lambda: published.audio_s(begun) >= 0.2), f"turn {turn}: no audio"
-                output.clear_buffer()
-                if mid_segment:
-                    output.flush()
-                finished = await asyncio.wait_for(output.wait_for_playout(), WAIT_S)
-                assert finished.interrupted, f"turn {turn}"
-                assert 0.1 <= finished.playback_position < 2.0, f"turn {turn}: {finished.playback_position}"
-            begun = time.monotonic()
-            await speak(output, speech_frames(1.5, seed=99))
-            finished = await asyncio.wait_for(output.wait_for_playout(), WAIT_S)
+            finished, begun = await ten_interruptions_then_speech(output, published, mid_segment=True)
         finally:
             await avatar.aclose()
         assert not finished.interrupted

@@ -30,7 +30,7 @@ pytest.importorskip("pocketsphinx")
 
 from probe import mouth_openings
 from support.chat import MIXER_JS, chat_process, open_chat, write_wav
-from support.chromium import CHROMIUM
+from support.chromium import skip_without_chromium
 from support.netns import namespace_fixture
 from support.waiting import within
 
@@ -48,6 +48,8 @@ BARGE_IN_S = 0.2  # s: the VAD hears the user -> the avatar is interrupted (the 
 END_TO_END_S = 8.0  # s: the speech's onset at the browser -> interrupted: only that this speech caused it. The
 # audio's way to the server's VAD takes 0.25-0.8 s with the avatar rendering on a busy 2-core machine and
 # seconds when it is overloaded (load 15+); bench_chat.py measures it.
+HANG_UP_S = 15.0  # s: a page closed -> its call ended on the server (without the page's hang-up, aiortc
+# notices a vanished browser only when ICE consent fails, 24-36 s later)
 
 ns = namespace_fixture()
 
@@ -55,9 +57,7 @@ ns = namespace_fixture()
 def talking(url: str, wav, mix: bool = False):
     """open_chat (a context manager; with mix, MIXER_JS first), or a skip when Chromium or
     Playwright is missing."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not found: run scripts/install-browser.sh")
-    pytest.importorskip("playwright")
+    skip_without_chromium()
     return open_chat(url, wav, timeout_s=TIMEOUT_S, before_call=MIXER_JS if mix else None)
 
 
@@ -107,6 +107,19 @@ def timeline(page, origin: float) -> str:
     lines += [f"{v['start'] / 1000 - origin:+.2f} microphone sound for "
               f"{(v['end'] - v['start']) / 1000 if v['end'] else float('nan'):.2f} s" for v in page.evaluate("chat.voice")]
     return "\n".join(sorted(lines, key=lambda line: float(line.split()[0])))
+
+
+def described(calls: dict) -> str:
+    """GET /chat/calls as lines, for assertion messages: each call, then each turn's stages (s after
+    the speech ended, wall-clock time)."""
+    lines = []
+    for status in ("active", "finished"):
+        for call in calls[status]:
+            lines.append(f"{status} {call['pc_id']} {call['state']}")
+            lines += [f"  speech end {turn['speech_end']:.2f}: " +
+                      " ".join(f"{stage} {t - turn['speech_end']:+.2f}" for stage, t in turn["marks"].items())
+                      for turn in call["turns"]]
+    return "\n".join(lines)
 
 
 def wait_connected(page) -> None:
@@ -170,6 +183,8 @@ def test_speaking_while_the_avatar_answers_interrupts_it(chat_server, tmp_path):
         done = wait_message(page, "done", after=started["t"])[0]
         assert done["t"] - interrupted["t"] < 1.0, (interrupted, done)  # the voice stops at once
         settled = openings(page, 40)  # 2-4 s: the frames on their way, a closed mouth, maybe the next answer
+        # the avatar answers what interrupted it (and the call's last turn is over before the page hangs up)
+        wait_message(page, "talking", after=done["t"])
     # frames already on their way still show speech for a moment (bench_chat.py measures how long), then
     # the mouth is closed for a while: 4 frames in a row (before any answer to BARGE_IN opens it again)
     closed = [np.nanmax(settled[i:i + 4]) < np.nanmax(idle) + CLOSED for i in range(len(settled) - 3)]
@@ -177,9 +192,16 @@ def test_speaking_while_the_avatar_answers_interrupts_it(chat_server, tmp_path):
 
 
 def test_the_server_logged_no_error(chat_server):
+    """Every call ended when its page closed (the page hangs up), every turn heard was answered, and
+    the server logged no error."""
     url, log = chat_server
-    calls = httpx.get(url + "/chat/calls", timeout=10).json()
-    turns = [turn for call in calls["finished"] + calls["active"] for turn in call["turns"]]
-    assert turns and all("output" in turn["marks"] for turn in turns if "stt" in turn["marks"]), calls
+
+    def calls() -> dict:
+        return httpx.get(url + "/chat/calls", timeout=10).json()
+
+    assert within(HANG_UP_S, lambda: not calls()["active"]), described(calls())
+    finished = calls()["finished"]
+    turns = [turn for call in finished for turn in call["turns"]]
+    assert turns and all("output" in turn["marks"] for turn in turns if "stt" in turn["marks"]), described(calls())
     text = log.read_text()
     assert "Traceback" not in text and "| ERROR" not in text, text[-3000:]

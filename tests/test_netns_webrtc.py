@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from support.chromium import chromium_browser, descendants
+from support.chromium import browser_fixture, checked_page, descendants
 from support.netns import namespace_fixture
 from support.waiting import within
 
@@ -118,24 +118,13 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def browser(ns):
-    try:
-        with chromium_browser() as browser:
-            yield browser
-    except (FileNotFoundError, ImportError) as exc:
-        pytest.skip(str(exc))
+browser = browser_fixture()
 
 
 @pytest.fixture
 def page(browser, page_url):
-    page = browser.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(page_url)
-    yield page
-    page.close()
-    assert not errors, errors
+    with checked_page(browser, page_url) as page:
+        yield page
 
 
 @pytest.fixture

@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +24,7 @@ if os.geteuid() != 0:
     pytest.skip("Ray runs in a private network namespace, which needs root", allow_module_level=True)
 
 from support.netns import loopback_namespace  # noqa: E402
+from support.ray_cluster import facecast_command  # noqa: E402
 from support.server_process import free_port  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -65,14 +63,10 @@ def test_serve_ray_starts_its_own_ray_instance_serves_and_takes_it_down(tmp_path
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "FACECAST_SERVER_DIR": str(tmp_path), "FACECAST_SESSION_GRACE_S": "5",
                "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0"}
-        command = [str(Path(sys.executable).parent / "facecast"), "serve", "--ray", "--port", str(port),
-                   "--replicas", "1", "--replica-cpus", "0.5", "--max-sessions", "2", "--drain", "5", "--no-warmup"]
-        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        lines: list[str] = []
-        reading = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # Ray's logs too
-        reading.start()
+        args = ["serve", "--ray", "--port", str(port), "--replicas", "1", "--replica-cpus", "0.5", "--max-sessions", "2",
+                "--drain", "5", "--no-warmup"]
         mine = {os.getpid(), ns.holder_pid}
-        try:
+        with facecast_command(args, env) as (proc, lines):
             assert ns.contains(proc.pid)
             assert eventually(START_TIMEOUT_S, lambda: proc.poll() is not None or any(
                 "gcs_server" in c for c in pids_in(ns, besides=mine).values())), "".join(lines)
@@ -104,11 +98,5 @@ def test_serve_ray_starts_its_own_ray_instance_serves_and_takes_it_down(tmp_path
             assert any("raylet" in c for c in ray_processes.values()), ray_processes
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=STOP_TIMEOUT_S) == 0, "".join(lines)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-            reading.join(timeout=30)  # EOF once the command (and anything holding its stdout) has exited
-            proc.stdout.close()
         # the instance it started is gone: no raylet, gcs_server, worker or replica is left in the namespace
         assert eventually(60, lambda: not pids_in(ns, besides=mine)), pids_in(ns, besides=mine)

@@ -23,7 +23,7 @@ pytest.importorskip("ray.serve")
 if os.geteuid() != 0:
     pytest.skip("Ray runs in a private network namespace, which needs root", allow_module_level=True)
 
-from support.ray_cluster import ray_serve  # noqa: E402
+from support.ray_cluster import batch_task_pids, facecast_command, ray_serve  # noqa: E402
 from support.waiting import within  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -287,22 +287,14 @@ def test_the_serve_ray_command_deploys_onto_a_cluster_and_removes_itself(cluster
     """`facecast serve --ray-address ADDR` (the command itself, in a child process): it deploys onto
     this cluster (replacing the app the tests deployed: its settings differ), serves through the
     proxy, and on SIGTERM deletes the app and leaves the cluster running."""
-    import subprocess
-    import sys
-
     import ray
 
     before = set(cluster.replicas())
     env = {**os.environ, "FACECAST_SERVER_DIR": str(cluster.data_dir), "FACECAST_SESSION_GRACE_S": "5"}
-    command = [str(Path(sys.executable).parent / "facecast"), "serve", "--ray-address", ray.get_runtime_context().gcs_address,
-               "--port", str(cluster.port), "--replicas", "1", "--replica-cpus", "0.5", "--max-sessions", "2",
-               "--drain", "5", "--no-warmup"]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    reading = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # Ray's logs too
-    reading.start()
+    args = ["serve", "--ray-address", ray.get_runtime_context().gcs_address, "--port", str(cluster.port),
+            "--replicas", "1", "--replica-cpus", "0.5", "--max-sessions", "2", "--drain", "5", "--no-warmup"]
     serving = f"facecast: serving on {cluster.url} through Ray Serve"
-    try:  # the line comes once the replica runs (serve.run waits for RUNNING)
+    with facecast_command(args, env) as (proc, lines):  # the line comes once the replica runs (serve.run waits)
         assert within(240, lambda: any(x.startswith(serving) for x in lines) or proc.poll() is not None)
         assert any(x.startswith(serving) for x in lines), "".join(lines)
         sid = new_session(cluster)
@@ -310,12 +302,6 @@ def test_the_serve_ray_command_deploys_onto_a_cluster_and_removes_itself(cluster
         assert httpx.get(f"{cluster.url}/sessions/{sid}", timeout=30).headers["x-facecast-replica"] == home(sid)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        reading.join(timeout=10)  # EOF once the command (and anything holding its stdout) has exited
-        proc.stdout.close()
     from ray import serve
 
     assert "facecast" not in serve.status().applications
@@ -374,7 +360,7 @@ def test_batch_jobs_run_as_ray_tasks_and_a_killed_worker_is_retried(cluster, tmp
 
     def kill_one_worker():
         def running():
-            found = _task_pids()
+            found = batch_task_pids()
             if found:
                 killed.append(found[0])
                 os.kill(found[0], 9)
@@ -390,16 +376,3 @@ def test_batch_jobs_run_as_ray_tasks_and_a_killed_worker_is_retried(cluster, tmp
     assert sorted(p.name for p in out.iterdir()) == sorted(f"job{i}.mp4" for i in range(6))
     again = run_ray(jobs, out, address=None, retries=0)
     assert sorted(again.skipped) == sorted(f"job{i}" for i in range(6)) and again.done == []
-
-
-def _task_pids() -> list[int]:
-    """Pids of Ray workers running a batch task now (Ray titles the process `ray::_attempt`)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "cmdline").read_bytes().startswith(b"ray::_attempt"):
-                    pids.append(int(entry.name))
-            except OSError:
-                pass
-    return pids

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 import pytest
 from conftest import portrait, speech, talking
-from support.server_process import served
+from support.server_process import assert_alive, client_fixture, detail, served
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -39,22 +39,7 @@ def server(tmp_path_factory):
         assert TOKEN not in proc.output(), "the token reached the log"
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30.0) as c:
-        yield c
-
-
-def detail(response: httpx.Response, status: int) -> str:
-    """The JSON detail of an error response, checking its status."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body["detail"]
-
-
-def assert_alive(client) -> None:
-    assert client.get("/health").json()["status"] == "ok"
+client = client_fixture(timeout_s=30.0)
 
 
 def png(image: np.ndarray) -> bytes:

@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from support.chromium import CHROMIUM, chromium_browser
+from support.chromium import browser_fixture
 from support.netns import namespace_fixture
 from support.server_process import served
 
@@ -34,13 +34,7 @@ def server(ns, tmp_path_factory):
         yield proc
 
 
-@pytest.fixture(scope="module")
-def browser(ns):
-    if not CHROMIUM.exists():
-        pytest.skip("Chromium is not installed: run scripts/install-browser.sh")
-    pytest.importorskip("playwright.sync_api", reason="pip install -r requirements/test-web.txt")
-    with chromium_browser() as chromium:
-        yield chromium
+browser = browser_fixture()
 
 
 @pytest.fixture

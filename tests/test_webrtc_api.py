@@ -10,7 +10,7 @@ import asyncio
 import httpx
 import pytest
 
-from support.server_process import served
+from support.server_process import assert_alive, client_fixture, detail, served
 
 TOKEN = "webrtc-api-token-0123456789"
 TIMEOUT_S = 60.0  # s per request (the first offer imports aiortc's codecs; a loaded 2-core machine)
@@ -22,10 +22,7 @@ def server(tmp_path_factory):
         yield proc
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, headers=server.headers, timeout=TIMEOUT_S) as c:
-        yield c
+client = client_fixture(timeout_s=TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")
@@ -56,18 +53,6 @@ def make_offer(video: bool = True, audio: bool = True) -> str:
 @pytest.fixture(scope="module")
 def offer() -> str:
     return make_offer()
-
-
-def detail(response: httpx.Response, status: int) -> str:
-    """The JSON detail of an error response, checking its status."""
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert isinstance(body["detail"], str) and body["detail"]
-    return body["detail"]
-
-
-def assert_alive(client) -> None:
-    assert client.get("/health").json()["status"] == "ok"
 
 
 def post_json(client, session_id: str, body) -> httpx.Response:

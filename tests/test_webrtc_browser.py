@@ -22,7 +22,6 @@ import time
 
 import av
 import cv2
-import httpx
 import numpy as np
 import pytest
 from conftest import speech
@@ -30,9 +29,9 @@ from probe import mouth_openings
 from websockets.sync.client import connect as ws_connect
 
 from facecast.audio.decode import load_audio
-from support.chromium import chromium_browser
+from support.chromium import browser_fixture, checked_page
 from support.netns import namespace_fixture
-from support.server_process import served
+from support.server_process import client_fixture, served
 from support.waiting import within
 
 pytestmark = pytest.mark.browser
@@ -173,32 +172,18 @@ def server(ns, tmp_path_factory):
         yield proc
 
 
-@pytest.fixture(scope="module")
-def client(server):
-    with httpx.Client(base_url=server.url, headers=server.headers, timeout=TIMEOUT_S) as c:
-        yield c
+client = client_fixture(timeout_s=TIMEOUT_S)
 
 
-@pytest.fixture(scope="module")
-def browser(ns):
-    try:
-        with chromium_browser() as browser:
-            yield browser
-    except (FileNotFoundError, ImportError) as exc:
-        pytest.skip(str(exc))
+browser = browser_fixture()
 
 
 @pytest.fixture
 def page(browser, server):
-    page = browser.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(server.url + "/health")  # a real http origin: Chromium gathers candidates only there
-    page.evaluate(PAGE_JS)
-    yield page
-    page.close()
-    assert not errors, errors
+    # a real http origin: Chromium gathers candidates only there
+    with checked_page(browser, server.url + "/health", timeout_s=TIMEOUT_S) as page:
+        page.evaluate(PAGE_JS)
+        yield page
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from typing import Iterator
 import httpx
 import numpy as np
 
-from support.chromium import chromium_browser
+from support.chromium import checked_page, chromium_browser
 from support.server_process import free_port
 from support.waiting import within
 
@@ -113,17 +113,11 @@ def open_chat(url: str, wav: Path, timeout_s: float = 90.0, before_call: str | N
     """A page at /chat in a Chromium whose microphone plays `wav`, the call started (Talk clicked),
     the mouth region set to MOUTH; `before_call`: script run before the click. Raises
     AssertionError at exit if the page threw an error."""
-    with chromium_browser(fake_audio=wav) as browser:
-        page = browser.new_page()
-        page.set_default_timeout(int(timeout_s * 1000))
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.goto(url + "/chat")
+    with chromium_browser(fake_audio=wav) as browser, checked_page(browser, url + "/chat", timeout_s) as page:
         page.evaluate(f"chat.setMouth({', '.join(map(str, MOUTH))})")
         if before_call:
             page.evaluate(before_call)
         page.click("#talk")
         yield page
-        assert not errors, errors
 
 

@@ -3,6 +3,11 @@
     with webrtc_namespace() as ns, chromium_browser(fake_audio=wav) as browser:
         page = browser.new_page()
 
+or in a test module, as fixtures (the browser's after the namespace's; see support.netns):
+
+    ns = namespace_fixture()
+    browser = browser_fixture()
+
 Start it inside `support.netns.webrtc_namespace()`: Playwright's node driver is a child of the
 calling thread and Chromium a child of the driver, so both land in the namespace only when the
 driver is started there (a browser launched earlier, e.g. by a fixture outside the namespace,
@@ -17,7 +22,7 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 CHROMIUM = Path("/usr/bin/chromium")
 HEADLESS_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -61,6 +66,51 @@ def chromium_browser(fake_audio: Path | None = None, fake_video: Path | None = N
             yield browser
         finally:
             browser.close()
+
+
+def skip_without_chromium() -> None:
+    """pytest.skip (from a test or fixture) when Chromium or Playwright is missing."""
+    import pytest
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found: run scripts/install-browser.sh")
+    pytest.importorskip("playwright.sync_api", reason="pip install -r requirements/test-web.txt")
+
+
+def browser_fixture(scope: str = "module") -> Callable:
+    """A pytest fixture (assign it to a name in a test module) that yields a `chromium_browser()`
+    started inside the module's `ns` fixture (support.netns.namespace_fixture, which it depends on);
+    skips when Chromium or Playwright is missing.
+
+        ns = namespace_fixture()
+        browser = browser_fixture()
+    """
+    import pytest
+
+    @pytest.fixture(scope=scope)
+    def _browser(ns) -> Iterator:
+        skip_without_chromium()
+        with chromium_browser() as browser:
+            yield browser
+
+    return _browser
+
+
+@contextmanager
+def checked_page(browser, url: str, timeout_s: float | None = None) -> Iterator:
+    """A new page of `browser` at `url` (its default timeout `timeout_s` when given); closed on exit.
+    Raises AssertionError at exit if the page threw a script error meanwhile."""
+    page = browser.new_page()
+    if timeout_s is not None:
+        page.set_default_timeout(timeout_s * 1000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        page.goto(url)
+        yield page
+    finally:
+        page.close()
+    assert not errors, errors
 
 
 def descendants(pid: int) -> list[int]:

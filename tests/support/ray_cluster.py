@@ -8,12 +8,19 @@ session-scoped fixture) and every test deploys onto it.
     with ray_serve(data_dir, replicas=2) as cluster:     # the calling thread is in the namespace
         httpx.get(cluster.url + "/health")
         cluster.replica_pids()                          # {replica id: pid}
+
+    batch_task_pids()                                   # Ray workers running a `facecast batch --ray` job now
+
+    with facecast_command(["serve", "--ray", ...], env) as (proc, lines):   # its output, line by line
+        ...
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -149,3 +156,37 @@ def ray_serve(data_dir: Path, *, replicas: int = 2, sessions: int = 4, replica_c
                 serve.shutdown()
             finally:
                 ray.shutdown()
+
+
+def batch_task_pids() -> list[int]:
+    """Pids of the Ray workers running a batch job now (facecast.batch.run's task: Ray titles its
+    process `ray::_attempt`), e.g. to kill one mid-job."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(b"ray::_attempt"):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass  # exited meanwhile
+    return pids
+
+
+@contextmanager
+def facecast_command(args: list[str], env: dict) -> Iterator[tuple[subprocess.Popen, list[str]]]:
+    """`facecast ARGS` (this environment's script) in a child process with environment `env`:
+    yields the process and a list that a thread fills with its output lines (stdout and stderr,
+    Ray's logs too). At exit it is killed if it still runs and its output read to the end."""
+    command = [str(Path(sys.executable).parent / "facecast"), *args]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    reading = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    reading.start()
+    try:
+        yield proc, lines
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        reading.join(timeout=30)  # EOF once the command (and anything holding its stdout) has exited
+        proc.stdout.close()

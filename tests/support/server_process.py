@@ -7,6 +7,12 @@
     def server(tmp_path_factory):
         with served(tmp_path_factory.mktemp("server"), {"FACECAST_API_TOKEN": TOKEN}) as proc:
             yield proc
+
+    client = client_fixture(timeout_s=30.0)         # an httpx.Client on it, with its token
+
+    def test_x(client):
+        assert_alive(client)
+        assert detail(client.get("/sessions/nope"), 404)
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import httpx
 
@@ -107,3 +113,29 @@ def served(data_dir: Path, env: dict | None = None, args: list[str] | None = Non
         yield proc
         assert proc.alive(), f"the server died during the tests:\n{proc.output()}"
         assert "Traceback" not in proc.output(), proc.output()
+
+
+def client_fixture(timeout_s: float = 30.0, scope: str = "module") -> Callable:
+    """A pytest fixture (assign it to a name in a test module) that yields an httpx.Client on the
+    module's `server` fixture (a ServerProcess): its URL, its token's headers, `timeout_s` s per request."""
+    import pytest
+
+    @pytest.fixture(scope=scope)
+    def _client(server: ServerProcess) -> Iterator[httpx.Client]:
+        with httpx.Client(base_url=server.url, headers=server.headers, timeout=timeout_s) as client:
+            yield client
+
+    return _client
+
+
+def detail(response: httpx.Response, status: int) -> str:
+    """The JSON detail of an error response, checking its status."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert isinstance(body["detail"], str) and body["detail"]
+    return body["detail"]
+
+
+def assert_alive(client: httpx.Client) -> None:
+    """The server behind `client` answers /health with status ok."""
+    assert client.get("/health").json()["status"] == "ok"

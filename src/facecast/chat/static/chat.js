@@ -177,18 +177,25 @@ window.chat = (() => {
     setState('closed');
   }
 
+  function hangUp() {
+    stop();
+    $('talk').textContent = 'Talk';
+    $('talk').classList.remove('on');
+  }
+
   $('talk').addEventListener('click', async () => {
     const button = $('talk');
     if (state.pc) {
-      stop();
-      button.textContent = 'Talk';
-      button.classList.remove('on');
+      hangUp();
       return;
     }
     button.textContent = 'Hang up';
     button.classList.add('on');
     try { await start(); } catch (error) { setState('error: ' + error.message); stop(); }
   });
+  // A closed tab (or one navigated away) hangs up: the server ends the call at once. Otherwise it
+  // learns of it only when ICE consent fails, 24-36 s later, and renders the avatar for nobody meanwhile.
+  window.addEventListener('pagehide', hangUp);
   watchFrames();
 
   return {
@@ -199,6 +206,6 @@ window.chat = (() => {
     capture,
     audio,
     state: () => (state.pc ? state.pc.connectionState : 'idle'),
-    hangUp: stop,
+    hangUp,
   };
 })();
