@@ -12,7 +12,7 @@ ones instead. For each compile mode and batch size it times, with CUDA events af
     python benchmarks/bench_musetalk.py                                  # reduce-overhead + cudagraph, batches 4 16 48
     python benchmarks/bench_musetalk.py --modes reduce-overhead --batches 16
     python benchmarks/bench_musetalk.py --avatar portrait.jpg --json results.jsonl
-    python benchmarks/bench_musetalk.py --speedups none fused-upsample lower-decode fp8   # each on and off
+    python benchmarks/bench_musetalk.py --speedups none lower-decode                  # each on and off
     python benchmarks/bench_musetalk.py --variants teacher/taesd base/taesd --batches 1 4 16   # small decoder, students
 
 The avatar is --avatar (prepared on first use), else ../shared/data's 512x512 webcam portrait,
@@ -83,8 +83,8 @@ def parse(argv):
                    help="compile modes: none cudagraph default reduce-overhead max-autotune-no-cudagraphs ...")
     p.add_argument("--speedups", nargs="+", default=["none"],
                    help="speed-up sets to compare, each a row: none, or comma-joined names of "
-                        "fused-upsample lower-decode fp8 flash-attention (e.g. none fused-upsample "
-                        "fused-upsample,lower-decode); fidelity is against 'none' at the same batch")
+                        "lower-decode fp8 (e.g. none lower-decode); fidelity is against the plain "
+                        "eager network in the same dtype on the same inputs")
     p.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     p.add_argument("--steps", type=int, default=40, help="timed steps per row")
     p.add_argument("--ttff-batches", type=int, nargs="*", default=[16],

@@ -54,9 +54,8 @@ class MuseTalkBackend(LipsyncBackend):
              at once, half the speed), or a torch.compile mode ("reduce-overhead", the GPU default,
              "max-autotune", ...): inductor kernels, also replayed as CUDA graphs; compiling takes
              about a minute per batch size; FACECAST_MUSETALK_COMPILE
-    speedups: names from speedups.SPEEDUPS ("fused-upsample,lower-decode,fp8,flash-attention", a
-              list, or "none"); each is measured on and off in benchmarks/bench_musetalk.py;
-              FACECAST_MUSETALK_SPEEDUPS
+    speedups: names from speedups.SPEEDUPS ("lower-decode", "fp8", both comma-joined, a list, or
+              "none"; speedups.py says what each does and costs); FACECAST_MUSETALK_SPEEDUPS
     decoder: "full" (the VAE's decoder) or "small" (<model_dir>/small-decoder, a distilled or TAESD
              AutoencoderTiny decoder: TAESD's size has 1/18 of the FLOPs); FACECAST_MUSETALK_DECODER
     unet: "teacher" (the release's UNet) or "student" (<model_dir>/musetalk-student, made by
@@ -97,6 +96,10 @@ class MuseTalkBackend(LipsyncBackend):
             raise InvalidArgument(f"compile={compile!r} needs a CUDA device; device is {self.device}")
         self.compile = mode
         self.graphs = mode != "none"
+        eager_only = [name for name in self.speedups if name in speedup_switches.EAGER_ONLY]
+        if eager_only and self.graphs:
+            raise InvalidArgument(f"speedup {eager_only[0]!r} runs only with compile='none' (it fails under CUDA "
+                                  f"graphs; docs/musetalk.md); compile is {mode!r}")
         self._models = models
         self._run = None
         self._planes: LRU[str, AvatarPlanes] = LRU(AVATARS_ON_DEVICE, lambda dropped, _: self._blends.pop(dropped, None))

@@ -54,13 +54,12 @@ class LipsyncNet(nn.Module):
         Returns the redrawn crops (B, 3, 256, 256) in [0, 1], model dtype, RGB."""
         condition = (audio.float() + self.position).to(audio.dtype)
         latents = latents.contiguous(memory_format=torch.channels_last)
-        with speedups.attention_context(self.speedups):
-            out = self.unet(latents, self.timestep, encoder_hidden_states=condition, return_dict=False)[0]
-            if self.small:
-                image = self.small_decoder(out)
-            else:
-                first_row = LOWER_DECODE_FIRST_ROW if "lower-decode" in self.speedups else None
-                image = speedups.decode(self.vae, out / self.scaling, first_row)
+        out = self.unet(latents, self.timestep, encoder_hidden_states=condition, return_dict=False)[0]
+        if self.small:
+            image = self.small_decoder(out)
+        else:
+            first_row = LOWER_DECODE_FIRST_ROW if "lower-decode" in self.speedups else None
+            image = speedups.decode(self.vae, out / self.scaling, first_row)
         return (image * 0.5 + 0.5).clamp(0.0, 1.0)
 
     @torch.inference_mode()
