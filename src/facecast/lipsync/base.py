@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
-from facecast.errors import FacecastError, InvalidArgument
+from facecast.errors import InvalidArgument, MissingDependency
 
 if TYPE_CHECKING:
     from facecast.audio.pcm import Audio
@@ -91,10 +91,6 @@ class LipsyncBackend(ABC):
         """
 
 
-class MissingExtra(FacecastError):
-    """A backend's optional third-party packages are not installed; the message names the extra."""
-
-
 @dataclass(frozen=True)
 class NoOptions:
     """Options of a backend that takes none."""
@@ -154,7 +150,7 @@ def get_backend(name: str = "classic", **options) -> LipsyncBackend:
     """Create the backend registered under `name` with keyword `options`.
 
     Raises InvalidArgument for an unknown name or an option the backend does not accept, and
-    MissingExtra when a built-in backend's optional packages are not installed.
+    MissingDependency when a built-in backend's optional packages are not installed.
     """
     registration = _registration(name)
     accepted = [f.name for f in fields(registration.options)]
@@ -166,7 +162,7 @@ def get_backend(name: str = "classic", **options) -> LipsyncBackend:
     builtin = registration.builtin
     for module in builtin.requires if builtin is not None else ():
         if importlib.util.find_spec(module) is None:
-            raise MissingExtra(f"backend {name!r} needs {module}, which is not installed: {builtin.install_hint}")
+            raise MissingDependency(f"backend {name!r} needs {module}, which is not installed: {builtin.install_hint}")
     try:
         return registration.factory(opts)
     except ModuleNotFoundError as exc:
@@ -192,9 +188,9 @@ def _registration(name: str) -> _Registration:
 
 
 def _raise_if_missing(name: str, builtin: BuiltinBackend, exc: ModuleNotFoundError) -> None:
-    """Turn a missing third-party module of `builtin` into MissingExtra. Anything else (a
+    """Turn a missing third-party module of `builtin` into MissingDependency. Anything else (a
     module of facecast itself, an ImportError raised inside one) is left to propagate."""
     top = (exc.name or "").split(".")[0]
     if builtin.extra is not None and top in builtin.requires:
-        raise MissingExtra(f"backend {name!r} needs {exc.name}, which is not installed: "
+        raise MissingDependency(f"backend {name!r} needs {exc.name}, which is not installed: "
                            f"{builtin.install_hint}") from None
