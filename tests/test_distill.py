@@ -247,51 +247,26 @@ def test_unet_trains_resumes_bitwise_and_exports(tmp_path, teacher, crops, speec
 
 # -- rendering with the exports, and the command line -------------------------------------------
 
-class SmallDecoderVAE(torch.nn.Module):
-    """The teacher VAE's encoder with a small decoder, shaped like AutoencoderKL for LipsyncNet."""
+def test_exports_render_an_mp4(tmp_path, model_dir, teacher, crops, speech_pool, capsys):
+    """Both exports land in (a copy of) the model directory and `facecast render --decoder small
+    --unet student` renders with them: the backend's own loading, end to end."""
+    import shutil
 
-    def __init__(self, vae, decoder):
-        super().__init__()
-        self.full, self.small, self.config = vae, decoder, vae.config
-
-    def encode(self, x, return_dict=False):
-        return self.full.encode(x, return_dict=return_dict)
-
-    def decode(self, z, return_dict=False):
-        return (self.small(z * self.config.scaling_factor),)
-
-
-def test_exports_render_an_mp4(tmp_path, model_dir, teacher, crops, speech_pool):
     import av
 
-    from facecast.avatar.prepare import prepare
-    from facecast.config import RenderSettings
-    from facecast.engine import render_to_file, speech_from_text
-    from facecast.lipsync.musetalk.backend import MuseTalkBackend
-    from facecast.lipsync.musetalk.files import locate
-    from facecast.lipsync.musetalk.loading import Models, assemble, load_models
-    from facecast.lipsync.musetalk.network import LipsyncNet
-    from facecast.lipsync.musetalk.small_decoder import load_decoder, locate_small_decoder
-    from facecast.lipsync.musetalk.student_unet import CONFIG, WEIGHTS, build_unet, locate_student
+    from facecast.cli import main
 
+    models = tmp_path / "models"
+    shutil.copytree(model_dir, models)
     kw = dict(steps=2, eval_every=0, checkpoint_every=0)
-    train_decoder(decoder_settings(tmp_path, **kw), teacher, crops=crops, speech=speech_pool)
-    train_unet(unet_settings(tmp_path, **kw), teacher, crops=crops, speech=speech_pool)
-    decoder = load_decoder(locate_small_decoder(tmp_path)).eval()
-    folder = locate_student(tmp_path)
-    student = build_unet(json.loads((folder / CONFIG).read_text()))
-    student.load_state_dict(torch.load(folder / WEIGHTS, weights_only=True))
-    fresh = load_models(locate(model_dir), torch.device("cpu"), torch.float32)  # the backend's own loading
-    models = assemble(student, SmallDecoderVAE(fresh.net.vae, decoder), fresh.whisper.encoder,
-                      np.asarray(fresh.whisper.filters.T), fresh.identity, torch.device("cpu"), torch.float32)
-    assert isinstance(models.net, LipsyncNet) and isinstance(models, Models)
-    backend = MuseTalkBackend(models=models, batch_size=4)
-    avatar = prepare(PORTRAIT)
-    out = render_to_file(avatar, speech_from_text("Hi.", "en"), tmp_path / "students.mp4",
-                         RenderSettings(backend="musetalk"), backend=backend)
+    train_decoder(decoder_settings(models, **kw), teacher, crops=crops, speech=speech_pool)
+    train_unet(unet_settings(models, **kw), teacher, crops=crops, speech=speech_pool)
+    out = tmp_path / "students.mp4"
+    assert main(["render", "--backend", "musetalk", "--model-dir", str(models), "--decoder", "small",
+                 "--unet", "student", "--avatar", str(PORTRAIT), "--text", "Hi.", "-o", str(out), "-q"]) == 0
     with av.open(str(out)) as container:
         video = container.streams.video[0]
-        assert (video.width, video.height) == avatar.size and sum(1 for _ in container.decode(video)) > 5
+        assert sum(1 for _ in container.decode(video)) > 5
 
 
 def test_cli_trains_and_exports(tmp_path, model_dir, capsys):
