@@ -7,8 +7,9 @@ import sys
 
 class ProgressBar:
     """`with ProgressBar("rendering", quiet) as progress:` gives a Progress callback (None when
-    quiet); the bar (frames) appears on the first call, stays silent when stderr is not a TTY, and
-    follows a total that grows."""
+    quiet); the bar (frames) appears on the first call, stays silent when stderr is not a TTY,
+    follows a total that grows, and always draws its last count (tqdm skips redraws closer than
+    0.1 s apart, so a fast job would otherwise vanish at 0/N)."""
 
     def __init__(self, label: str, quiet: bool = False, unit: str = "frame"):
         self.label, self.quiet, self.bar, self.unit = label, quiet, None, unit
@@ -24,6 +25,8 @@ class ProgressBar:
         if total and total != self.bar.total:
             self.bar.total = total
         self.bar.update(done - self.bar.n)
+        if total and done >= total:
+            self.bar.refresh()
 
     def __exit__(self, *exc) -> None:
         if self.bar is not None:
