@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 PREFERRED = ("video/H264", "video/VP8")  # in order; the first the offer has is used
 CODEC_NAMES = {"video/h264": "h264", "video/vp8": "vp8"}
 END_AUDIO_S = 0.5  # s the audio of a clip's last frames may still take after its last frame went
+# s a clip's connection stays open after its last packets went: they are still in the network and
+# the viewer's jitter buffer (hanging up at once cut the last 0.3 s of a clip on a loaded machine)
+END_LINGER_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -187,13 +190,15 @@ class Peer:
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def _hang_up_when_sent(self) -> None:
-        """A clip was shown to its end: close the connection once the last frame (and the audio
-        with it, within END_AUDIO_S) has gone, so the viewer sees the call end."""
+        """A clip was shown to its end: close the connection END_LINGER_S after the last frame (and
+        the audio with it, within END_AUDIO_S) has gone, so the viewer sees all of it, then the end."""
         await self.video_queue.drained.wait()
         try:
             await asyncio.wait_for(self.audio_queue.drained.wait(), END_AUDIO_S)
         except asyncio.TimeoutError:  # no audio track, or it is not pulled
             pass
+        if not self.closed:
+            await asyncio.sleep(END_LINGER_S)
         await self.close()
 
     async def _state_changed(self) -> None:
