@@ -222,12 +222,8 @@ class FacecastVideoService(AIService):
     def _hook_output(self) -> None:
         """Find the output transport downstream (the first one) and drop the images it has drawn
         but not sent once it has handled an interruption and as it takes the first image made after."""
-        output = self.next
-        for _ in range(100):
-            if output is None or isinstance(output, BaseOutputTransport):
-                break
-            output = output.next
-        if not isinstance(output, BaseOutputTransport) or output is self._output:
+        output = output_downstream(self)
+        if output is None or output is self._output:
             return
         self._output = output
 
@@ -292,6 +288,16 @@ class FacecastVideoService(AIService):
                                                        context_id=self._context_id))
                 self._audio_out += len(pcm)
             start = end
+
+
+def output_downstream(processor, *, hops: int = 100) -> BaseOutputTransport | None:
+    """The first pipecat output transport after `processor` in its pipeline (following `next`), or None."""
+    output = processor.next
+    for _ in range(hops):
+        if output is None or isinstance(output, BaseOutputTransport):
+            return output
+        output = output.next
+    return None
 
 
 def drop_unsent_video(output: BaseOutputTransport) -> int:
