@@ -27,7 +27,8 @@ from support.pipecat_media import (PacedOutput, PeerlessConnection, Pushed, mark
                                    tts_frames, wait)
 
 from facecast.agents.avatar import AvatarOptions, load  # noqa: E402
-from facecast.agents.pipecat import AUDIO_KEY, FacecastVideoService, _webrtc_video_queue  # noqa: E402
+from facecast.agents.pipecat import (AUDIO_KEY, FacecastVideoService, _webrtc_video_queue,  # noqa: E402
+                                     drop_unsent_video)
 from facecast.audio.tts import synthesize  # noqa: E402
 from facecast.errors import InvalidArgument  # noqa: E402
 
@@ -217,22 +218,45 @@ def test_at_the_output_transport_idle_images_keep_the_video_alive_and_bot_speaki
     assert np.percentile(offsets, 5) > -0.05 and np.median(offsets) < 0.25, np.percentile(offsets, [5, 50, 95])
 
 
+def _webrtc_output(size: tuple[int, int]):
+    """pipecat's SmallWebRTC output transport on a PeerlessConnection (its video track never read)."""
+    pytest.importorskip("aiortc")
+    from pipecat.transports.base_transport import TransportParams
+    from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+
+    connection = PeerlessConnection()
+    transport = SmallWebRTCTransport(connection, TransportParams(
+        audio_out_enabled=True, audio_out_sample_rate=24_000, video_out_enabled=True, video_out_is_live=False,
+        video_out_width=size[0], video_out_height=size[1], video_out_framerate=OPTIONS.fps,
+        audio_out_end_silence_secs=0))
+    return connection, transport.output()
+
+
+def test_drop_unsent_video_empties_smallwebrtcs_video_track():
+    """The one private path (pipecat 1.14 has no public one): fails if pipecat renames it."""
+    connection, output = _webrtc_output((16, 16))
+    assert _webrtc_video_queue(output) is None, "no track before the peer connects"
+    assert drop_unsent_video(PacedOutput((16, 16), 25)) == 0, "another transport: nothing to drop"
+    dropped: list[int] = []
+
+    def drop():
+        dropped.append(drop_unsent_video(output))
+        return ()
+
+    image = OutputImageRawFrame(bytes(16 * 16 * 3), (16, 16), "RGB")
+    frames = script(image, wait(WAIT_S, lambda: len(connection.video_writes) >= 5), drop)
+    run(run_test(output, frames_to_send=frames, start_timeout=START_S))
+    assert connection.video_track is not None and all(drawn is image for _, drawn in connection.video_writes)
+    assert dropped and dropped[0] >= 5, (dropped, len(connection.video_writes))
+
+
 def test_an_interruption_drops_the_images_a_webrtc_track_has_not_sent_and_the_next_show_a_closed_mouth(
         speech, size):
     """In front of pipecat's SmallWebRTC output whose video track is not read (an encoder that fell
     behind: drawn images pile up in the track), an interruption drops every image drawn before it,
     idle and speech alike; what the track sends next starts with the first image made after it."""
-    pytest.importorskip("aiortc")
-    from pipecat.transports.base_transport import TransportParams
-    from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
-
     samples, rate = speech
-    w, h = size
-    connection = PeerlessConnection()
-    transport = SmallWebRTCTransport(connection, TransportParams(
-        audio_out_enabled=True, audio_out_sample_rate=24_000, video_out_enabled=True, video_out_is_live=False,
-        video_out_width=w, video_out_height=h, video_out_framerate=OPTIONS.fps, audio_out_end_silence_secs=0))
-    output = transport.output()
+    connection, output = _webrtc_output(size)
     service = FacecastVideoService(OPTIONS)
     out = Pushed(service)
     t: dict[str, float] = {}
