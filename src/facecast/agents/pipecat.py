@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import sys
 import time
 
 import cv2
@@ -321,11 +322,8 @@ def _webrtc_video_queue(output: BaseOutputTransport) -> asyncio.Queue | None:
     (a RawVideoTrack, None until the peer connects)._video_buffer, an asyncio.Queue of
     OutputImageRawFrame. tests/test_agents_pipecat.py fails if pipecat renames any of these.
     """
-    try:
-        from pipecat.transports.smallwebrtc.transport import SmallWebRTCOutputTransport
-    except ImportError:  # pipecat without its webrtc extra (aiortc)
-        return None
-    if not isinstance(output, SmallWebRTCOutputTransport):
+    module = sys.modules.get("pipecat.transports.smallwebrtc.transport")  # imported if output is one
+    if module is None or not isinstance(output, module.SmallWebRTCOutputTransport):
         return None
     track = getattr(getattr(output, "_client", None), "_video_output_track", None)
     queue = getattr(track, "_video_buffer", None)
