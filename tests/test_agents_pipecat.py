@@ -9,6 +9,7 @@ limits for a loaded 2-core machine), never for a fixed time.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -22,10 +23,12 @@ from pipecat.pipeline.pipeline import Pipeline  # noqa: E402
 from pipecat.processors.frame_processor import FrameDirection  # noqa: E402
 from pipecat.tests.utils import run_test  # noqa: E402
 from probe import mouth_openings  # noqa: E402
-from support.pipecat_media import PacedOutput, Pushed, mark, pcm_of, script, tts_frames, wait  # noqa: E402
+from support.pipecat_media import (PacedOutput, PeerlessConnection, Pushed, mark, pcm_of, script,  # noqa: E402
+                                   tts_frames, wait)
 
 from facecast.agents.avatar import AvatarOptions, load  # noqa: E402
-from facecast.agents.pipecat import AUDIO_KEY, FacecastVideoService  # noqa: E402
+from facecast.agents.pipecat import (AUDIO_KEY, FacecastVideoService, _webrtc_video_queue,  # noqa: E402
+                                     drop_unsent_video)
 from facecast.audio.tts import synthesize  # noqa: E402
 from facecast.errors import InvalidArgument  # noqa: E402
 
@@ -213,3 +216,97 @@ def test_at_the_output_transport_idle_images_keep_the_video_alive_and_bot_speaki
     # never before its audio; typically within a frame (the transport draws at its framerate), later
     # only when the transport's own video task is starved of CPU
     assert np.percentile(offsets, 5) > -0.05 and np.median(offsets) < 0.25, np.percentile(offsets, [5, 50, 95])
+
+
+def _webrtc_output(size: tuple[int, int]):
+    """pipecat's SmallWebRTC output transport on a PeerlessConnection (its video track never read)."""
+    pytest.importorskip("aiortc")
+    from pipecat.transports.base_transport import TransportParams
+    from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+
+    connection = PeerlessConnection()
+    transport = SmallWebRTCTransport(connection, TransportParams(
+        audio_out_enabled=True, audio_out_sample_rate=24_000, video_out_enabled=True, video_out_is_live=False,
+        video_out_width=size[0], video_out_height=size[1], video_out_framerate=OPTIONS.fps,
+        audio_out_end_silence_secs=0))
+    return connection, transport.output()
+
+
+def test_drop_unsent_video_empties_smallwebrtcs_video_track():
+    """The one private path (pipecat 1.14 has no public one): fails if pipecat renames it."""
+    connection, output = _webrtc_output((16, 16))
+    assert _webrtc_video_queue(output) is None, "no track before the peer connects"
+    assert drop_unsent_video(PacedOutput((16, 16), 25)) == 0, "another transport: nothing to drop"
+    dropped: list[int] = []
+
+    def drop():
+        dropped.append(drop_unsent_video(output))
+        return ()
+
+    image = OutputImageRawFrame(bytes(16 * 16 * 3), (16, 16), "RGB")
+    frames = script(image, wait(WAIT_S, lambda: len(connection.video_writes) >= 5), drop)
+    run(run_test(output, frames_to_send=frames, start_timeout=START_S))
+    assert connection.video_track is not None and all(drawn is image for _, drawn in connection.video_writes)
+    assert dropped and dropped[0] >= 5, (dropped, len(connection.video_writes))
+
+
+def test_an_interruption_drops_the_images_a_webrtc_track_has_not_sent_and_the_next_show_a_closed_mouth(
+        speech, size):
+    """In front of pipecat's SmallWebRTC output whose video track is not read (an encoder that fell
+    behind: drawn images pile up in the track), an interruption drops every image drawn before it,
+    idle and speech alike; what the track sends next starts with the first image made after it."""
+    samples, rate = speech
+    connection, output = _webrtc_output(size)
+    service = FacecastVideoService(OPTIONS)
+    out = Pushed(service)
+    t: dict[str, float] = {}
+    queued: dict[str, int] = {}
+    unsent: list = []
+
+    def speech_drawn() -> int:
+        return sum(AUDIO_KEY in image.metadata for _, image in connection.video_writes)
+
+    def note_queued():
+        queue = _webrtc_video_queue(output)
+        queued["interrupt"] = queue.qsize() if queue is not None else 0
+        t["interrupt"] = time.monotonic()
+        return ()
+
+    def fresh_drawn(n: int) -> bool:
+        """n images drawn since the first one made after the interruption."""
+        fresh = out.of(OutputImageRawFrame, t["interrupt"])[:1]
+        drawn = [image for _, image in connection.video_writes]
+        since = next((i for i, image in enumerate(drawn) if fresh and image is fresh[0]), len(drawn))
+        return len(drawn) - since >= n
+
+    def take_unsent():
+        queue = _webrtc_video_queue(output)
+        while queue is not None and not queue.empty():
+            unsent.append(queue.get_nowait())
+        return ()
+
+    frames = script(wait(WAIT_S, lambda: len(connection.video_writes) >= 10),
+                    TTSStartedFrame(), tts_frames(samples, rate),
+                    wait(WAIT_S, lambda: speech_drawn() >= 25),
+                    note_queued, InterruptionFrame(),
+                    wait(WAIT_S, lambda: fresh_drawn(15)), take_unsent)
+    run(run_test(Pipeline([service, output]), frames_to_send=frames, observers=[out], start_timeout=START_S))
+
+    writes = [image for _, image in connection.video_writes]
+    fresh = out.of(OutputImageRawFrame, t["interrupt"])
+    assert writes and fresh and unsent, (len(writes), len(fresh), len(unsent))
+    first = next(i for i, image in enumerate(writes) if image is fresh[0])
+    # every image drawn before the first one made after the interruption was dropped, none sent
+    assert service.dropped_video == first >= queued["interrupt"] >= 35, (service.dropped_video, first, queued)
+    assert sum(AUDIO_KEY in image.metadata for image in writes[:first]) >= 25, "speech images were dropped"
+    assert unsent == writes[first:], "the track sends the images drawn after the interruption, in order"
+    assert unsent[0] is fresh[0]
+    fresh_ids = {id(image) for image in fresh}
+    assert all(id(image) in fresh_ids for image in unsent), "no image made before the interruption is sent"
+    # the first images sent show a closed mouth: idle, no speech
+    assert not any(AUDIO_KEY in image.metadata for image in unsent)
+    idle = _openings([image for image in writes[:first] if AUDIO_KEY not in image.metadata][:5])
+    spoken = _openings([image for image in writes[:first] if AUDIO_KEY in image.metadata])
+    closed = _openings(unsent[:5])
+    assert spoken.max() > idle.mean() + 0.05, (idle, spoken)
+    assert closed.max() < idle.mean() + 0.3 * (spoken.max() - idle.mean()), (idle, spoken, closed)

@@ -148,6 +148,22 @@ def test_pipeline_without_avatar_has_the_offline_stages():
     assert chat.avatar is None
 
 
+def test_the_avatar_finds_the_webrtc_output_to_drop_its_unsent_images_at_an_interruption():
+    pytest.importorskip("aiortc")
+    from pipecat.transports.base_transport import TransportParams
+    from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
+    from support.pipecat_media import PeerlessConnection
+
+    from facecast.agents.pipecat import FacecastVideoService, output_downstream
+
+    for options in (ChatOptions(), ChatOptions(llm_url="http://127.0.0.1:9/v1", llm_model="tiny")):
+        transport = SmallWebRTCTransport(PeerlessConnection(), TransportParams(video_out_enabled=True))
+        chat = build_pipeline(transport, options)
+        assert isinstance(chat.avatar, FacecastVideoService)
+        assert output_downstream(chat.avatar) is chat.output is transport.output()
+    assert output_downstream(chat.output) is None
+
+
 def test_pipeline_with_an_llm_url_uses_openai_and_context_aggregators():
     options = ChatOptions(show_avatar=False, llm_url="http://127.0.0.1:9/v1", llm_model="tiny")
     chat = build_pipeline(_FakeTransport(), options)  # constructed only: nothing listens on port 9

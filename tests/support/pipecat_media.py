@@ -134,3 +134,66 @@ class PacedOutput(BaseOutputTransport):
                 return start + (sample - done) / self.sample_rate
             done += n
         return None
+
+
+class PeerlessConnection:
+    """What pipecat's SmallWebRTCTransport uses of a SmallWebRTCConnection, without a peer: it
+    "connects" when the transport sets up, reads the audio track in real time (as aiortc does) and
+    leaves the video track unread (an encoder that has fallen behind: drawn images queue in the
+    track). video_writes: (time.monotonic(), image) of each image the transport drew into the track."""
+
+    def __init__(self):
+        self.pc_id = "peerless"
+        self._handlers: dict[str, Callable] = {}
+        self._connected = False
+        self.audio_track = self.video_track = None
+        self.video_writes: list[tuple[float, OutputImageRawFrame]] = []
+        self._reader: asyncio.Task | None = None
+
+    def event_handler(self, name: str):
+        def register(handler):
+            self._handlers[name] = handler
+            return handler
+        return register
+
+    def is_connected(self) -> bool:
+        return self._connected
+
+    async def connect(self):
+        self._connected = True
+        await self._handlers["connected"](self)
+
+    async def disconnect(self):
+        self._connected = False
+        if self._reader is not None:
+            self._reader.cancel()
+
+    def audio_input_track(self):
+        return None
+
+    video_input_track = screen_video_input_track = audio_input_track
+
+    def replace_audio_track(self, track):
+        self.audio_track = track
+
+        async def play():
+            while True:
+                await track.recv()
+
+        self._reader = asyncio.ensure_future(play())
+
+    def replace_video_track(self, track):
+        self.video_track = track
+        draw = track.add_video_frame
+
+        def add_video_frame(frame):
+            self.video_writes.append((time.monotonic(), frame))
+            draw(frame)
+
+        track.add_video_frame = add_video_frame
+
+    def send_app_message(self, message):
+        pass
+
+    def ask_to_renegotiate(self, *args, **kwargs):
+        pass

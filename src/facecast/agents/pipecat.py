@@ -20,7 +20,12 @@ audio in the transport and never overtake it.
 The `TTSStoppedFrame` is held until the avatar has shown the utterance's last frame (or has made
 no progress for `stop_timeout_s`), so it reaches the transport after the utterance's audio.
 An interruption (or the user starting to speak) empties the avatar's queue at once, drops the
-batches already made for the old speech, and the next image shows a closed mouth.
+batches already made for the old speech, and the next image shows a closed mouth. pipecat's output
+transport drops the audio-synced images it holds itself; the images it has already drawn into a
+SmallWebRTC video track, not yet sent (the track queues them while its encoder is behind), are
+dropped by the service: once the transport has handled the interruption, and again as it takes the
+first image made after it (`drop_unsent_video`). The picture then holds its last frame until that
+image, a closed mouth, is drawn.
 
 The output transport needs `video_out_enabled=True`, `video_out_is_live=False` (pipecat 1.14 draws
 audio-synced images only in that mode), `video_out_framerate` = the avatar's fps and
@@ -32,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import sys
 import time
 
 import cv2
@@ -52,6 +58,7 @@ from pipecat.frames.frames import (
 from pipecat.processors.frame_processor import FrameDirection
 from pipecat.services.ai_service import AIService
 from pipecat.services.settings import ServiceSettings
+from pipecat.transports.base_output import BaseOutputTransport
 
 from facecast.agents.avatar import AvatarOptions, LiveAvatar
 from facecast.errors import InvalidArgument
@@ -97,6 +104,10 @@ class FacecastVideoService(AIService):
         self._audio_out = 0  # speech samples pushed downstream
         self.frames_out = 0  # images pushed downstream
         self.dropped_batches = 0  # batches made before an interrupt and never shown
+        self.dropped_video = 0  # images drawn by the output transport before an interrupt and never sent
+        self._output: BaseOutputTransport | None = None  # the output transport downstream, once hooked
+        self._fresh_image: OutputImageRawFrame | None = None  # the first image pushed after an interrupt
+        self._mark_fresh = False  # the next image pushed is the first after an interrupt
 
     @property
     def size(self) -> tuple[int, int]:
@@ -145,6 +156,7 @@ class FacecastVideoService(AIService):
         if isinstance(frame, StartFrame):
             await self.push_frame(frame, direction)
             if self.avatar is not None and self._media_task is None:
+                self._hook_output()
                 self._media_task = self.create_task(self._show_media(), "facecast-media")
         elif direction != FrameDirection.DOWNSTREAM or self.avatar is None:
             await self.push_frame(frame, direction)
@@ -208,6 +220,32 @@ class FacecastVideoService(AIService):
         self._pushed = False
         self._shown_event.set()  # a held TTSStoppedFrame has nothing left to wait for
 
+    def _hook_output(self) -> None:
+        """Find the output transport downstream (the first one) and drop the images it has drawn
+        but not sent once it has handled an interruption and as it takes the first image made after."""
+        output = output_downstream(self)
+        if output is None or output is self._output:
+            return
+        self._output = output
+
+        async def after_process(transport, frame: Frame):
+            if isinstance(frame, InterruptionFrame):
+                self._drop_unsent(transport, "the interruption")
+
+        async def before_push(transport, frame: Frame):
+            if frame is self._fresh_image:  # drawn from now on: everything queued before it is stale
+                self._fresh_image = None
+                self._drop_unsent(transport, "the first image after the interruption")
+
+        output.add_event_handler("on_after_process_frame", after_process)
+        output.add_event_handler("on_before_push_frame", before_push)
+
+    def _drop_unsent(self, output: BaseOutputTransport, when: str) -> None:
+        dropped = drop_unsent_video(output)
+        self.dropped_video += dropped
+        if dropped:
+            logger.debug(f"{self}: {dropped} images drawn before the interruption dropped at {when}")
+
     def _ended_shown(self) -> bool:
         return self._base is not None and self._shown >= self._base + self._ends
 
@@ -220,6 +258,7 @@ class FacecastVideoService(AIService):
                     self.dropped_batches += 1  # made for speech the interrupt dropped
                     continue
                 self._interrupted_at, self._base = None, batch.utterances_shown
+                self._mark_fresh = self._output is not None  # the next image is the fresh one
             await self._push_batch(batch)
             self._shown = batch.utterances_shown
             if self._ended_shown():
@@ -237,6 +276,8 @@ class FacecastVideoService(AIService):
             image = OutputImageRawFrame(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).tobytes(), (width, height), "RGB")
             image.sync_with_audio = True
             image.metadata[FRAME_KEY] = index
+            if self._mark_fresh:
+                self._fresh_image, self._mark_fresh = image, False
             if batch.utterance:
                 image.metadata[AUDIO_KEY] = self._audio_out
             await self.push_frame(image)
@@ -248,3 +289,42 @@ class FacecastVideoService(AIService):
                                                        context_id=self._context_id))
                 self._audio_out += len(pcm)
             start = end
+
+
+def output_downstream(processor, *, hops: int = 100) -> BaseOutputTransport | None:
+    """The first pipecat output transport after `processor` in its pipeline (following `next`), or None."""
+    output = processor.next
+    for _ in range(hops):
+        if output is None or isinstance(output, BaseOutputTransport):
+            return output
+        output = output.next
+    return None
+
+
+def drop_unsent_video(output: BaseOutputTransport) -> int:
+    """Drop the images `output` has drawn but not yet sent to its peer; returns how many.
+
+    Only SmallWebRTC's video track queues drawn images (unbounded, while its encoder is behind);
+    another transport, or one whose peer has not connected, has none: 0.
+    """
+    queue = _webrtc_video_queue(output)
+    dropped = 0
+    while queue is not None and not queue.empty():
+        queue.get_nowait()
+        dropped += 1
+    return dropped
+
+
+def _webrtc_video_queue(output: BaseOutputTransport) -> asyncio.Queue | None:
+    """The queue of images a SmallWebRTC output's video track has yet to send, or None.
+
+    pipecat 1.14 has no public way to it: SmallWebRTCOutputTransport._client._video_output_track
+    (a RawVideoTrack, None until the peer connects)._video_buffer, an asyncio.Queue of
+    OutputImageRawFrame. tests/test_agents_pipecat.py fails if pipecat renames any of these.
+    """
+    module = sys.modules.get("pipecat.transports.smallwebrtc.transport")  # imported if output is one
+    if module is None or not isinstance(output, module.SmallWebRTCOutputTransport):
+        return None
+    track = getattr(getattr(output, "_client", None), "_video_output_track", None)
+    queue = getattr(track, "_video_buffer", None)
+    return queue if isinstance(queue, asyncio.Queue) else None
