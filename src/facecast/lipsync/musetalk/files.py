@@ -151,6 +151,15 @@ def _variant(locator, root: Path, missing: list[str]) -> Path:
         return root
 
 
+def variant_folder(root: Path, name: str, config: str, weights: str) -> Path | None:
+    """<root>/<name>, else root itself, whichever holds both `config` and `weights`; None if neither
+    does (where the distilled variants - small-decoder/, musetalk-student/ - are looked for)."""
+    for folder in (root / name, root):
+        if (folder / config).is_file() and (folder / weights).is_file():
+            return folder
+    return None
+
+
 def _find_unet(root: Path, missing: list[str]) -> tuple[Path, Path]:
     for folder, weights in UNET_LAYOUTS:
         if (root / folder).is_dir():

@@ -58,10 +58,12 @@ def build_decoder(config: dict) -> nn.Module:
 
 def locate_small_decoder(model_dir: str | Path) -> Path:
     """<model_dir>/small-decoder (or model_dir itself when it holds the files); ModelFilesMissing if absent."""
+    from facecast.lipsync.musetalk.files import variant_folder
+
     root = Path(model_dir).expanduser()
-    for folder in (root / SMALL_DECODER_DIR, root):
-        if (folder / CONFIG).is_file() and (folder / WEIGHTS).is_file():
-            return folder
+    folder = variant_folder(root, SMALL_DECODER_DIR, CONFIG, WEIGHTS)
+    if folder is not None:
+        return folder
     raise ModelFilesMissing(
         f"no small decoder in {str(root)!r}: expected {root / SMALL_DECODER_DIR / CONFIG} and {WEIGHTS} beside it "
         f"(make one with `facecast distill decoder --model-dir {root}`, or put a diffusers AutoencoderTiny there)")

@@ -97,10 +97,12 @@ def _teacher_name(name: str, shift: int) -> str:
 
 def locate_student(model_dir: str | Path) -> Path:
     """<model_dir>/musetalk-student (or model_dir itself when it holds the files); ModelFilesMissing if absent."""
+    from facecast.lipsync.musetalk.files import variant_folder
+
     root = Path(model_dir).expanduser()
-    for folder in (root / STUDENT_DIR, root):
-        if (folder / CONFIG).is_file() and (folder / WEIGHTS).is_file():
-            return folder
+    folder = variant_folder(root, STUDENT_DIR, CONFIG, WEIGHTS)
+    if folder is not None:
+        return folder
     raise ModelFilesMissing(f"no student UNet in {str(root)!r}: expected {root / STUDENT_DIR / CONFIG} and {WEIGHTS} "
                             f"beside it (make one with `facecast distill unet --model-dir {root}`)")
 
