@@ -65,7 +65,7 @@ def decode(vae: nn.Module, z: torch.Tensor, first_row: int | None = None,
     x = dec.mid_block(x, None)
     cut = 0
     for index, block in enumerate(dec.up_blocks):
-        if first_row is not None and index == stage:
+        if index == stage:
             cut = first_row * x.shape[-2] // z.shape[-2]
             x = x[:, :, cut:]
         x = block(x, None)
