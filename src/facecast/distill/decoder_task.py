@@ -22,11 +22,11 @@ from facecast.distill import metrics
 from facecast.distill.augment import view
 from facecast.distill.data import CropPool, build_crops, split
 from facecast.distill.prefetch import Prefetch
-from facecast.distill.run import Result, finish, provenance, start
+from facecast.distill.run import Result, finish, provenance, start, train_task
 from facecast.distill.settings import DecoderSettings
 from facecast.distill.speech import SpeechPool, build_speech
 from facecast.distill.teacher import Teacher
-from facecast.distill.trainer import Status, train
+from facecast.distill.trainer import Status
 from facecast.errors import InvalidArgument
 
 TRAIN_STREAM, EVAL_STREAM, CROP_SPLIT, SPEECH_SPLIT = 1, 2, 3, 4  # seed tags of the random streams
@@ -139,6 +139,7 @@ def train_decoder(settings: DecoderSettings, teacher=None, *, crops: CropPool | 
     with a distill.json. Raises FacecastError subclasses (one-line messages) before writing anything.
     """
     from facecast.lipsync.musetalk.small_decoder import SMALL_DECODER_DIR, save_decoder
+    from facecast.lipsync.musetalk.student_unet import parameter_count
 
     run = start(settings, SMALL_DECODER_DIR, teacher)
     if crops is None:
@@ -147,13 +148,6 @@ def train_decoder(settings: DecoderSettings, teacher=None, *, crops: CropPool | 
         speech = build_speech(run.teacher.models.whisper, settings.audio, settings.tts_sentences, settings.voices,
                               settings.max_windows)
     task = DecoderTask(settings, run.teacher, crops, speech)
-    fingerprint = {**settings.fingerprint(), "teacher": run.teacher.identity, "crops": len(crops),
-                   "speech": len(speech) if speech is not None else 0}
-    try:
-        outcome = train(task, settings, run.device, run.checkpoint, fingerprint, on_step)
-    finally:
-        task.prefetch.close()
-    data = {"crops": len(crops), "sources": list(crops.names[:50]), "held_out": task.split.held_out,
-            "speech_windows": len(speech) if speech is not None else 0}
-    info = provenance(run, "decoder", outcome, data, {"parameters": sum(p.numel() for p in task.student.parameters())})
+    outcome, data = train_task(run, task, crops, speech, on_step)
+    info = provenance(run, "decoder", outcome, data, {"parameters": parameter_count(task.student)})
     return finish(run, outcome, task.student, task.config, info, save_decoder)

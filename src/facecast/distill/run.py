@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
 
 from facecast.distill.settings import TrainSettings
 from facecast.distill.teacher import Teacher, in_process, load_teacher
-from facecast.distill.trainer import Outcome
+from facecast.distill.trainer import Outcome, Status, train
 from facecast.errors import InvalidArgument
 
 
@@ -112,6 +113,22 @@ def _output(settings: TrainSettings, folder_name: str) -> Path | None:
         raise InvalidArgument(f"-o {str(out)!r} would replace the model directory; give a folder inside it "
                               "or elsewhere")
     return out
+
+
+def train_task(run: Run, task, crops, speech, on_step: Callable[[Status], None] | None) -> tuple[Outcome, dict]:
+    """Train `task` (a trainer.Task with .split and .prefetch) under a checkpoint fingerprint of the
+    settings, the teacher and the pool sizes; its prefetch thread is closed however training ends.
+    Returns the outcome and distill.json's data counts (speech: a SpeechPool or None)."""
+    windows = len(speech) if speech is not None else 0
+    fingerprint = {**run.settings.fingerprint(), "teacher": run.teacher.identity, "crops": len(crops),
+                   "speech": windows}
+    try:
+        outcome = train(task, run.settings, run.device, run.checkpoint, fingerprint, on_step)
+    finally:
+        task.prefetch.close()
+    data = {"crops": len(crops), "sources": list(crops.names[:50]), "held_out": task.split.held_out,
+            "speech_windows": windows}
+    return outcome, data
 
 
 def provenance(run: Run, kind: str, outcome: Outcome, data: dict, extra: dict) -> dict:

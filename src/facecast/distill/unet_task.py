@@ -21,11 +21,11 @@ from facecast.distill import metrics
 from facecast.distill.augment import view
 from facecast.distill.data import CropPool, build_crops, split
 from facecast.distill.prefetch import Prefetch
-from facecast.distill.run import Result, finish, provenance, start
+from facecast.distill.run import Result, finish, provenance, start, train_task
 from facecast.distill.settings import UnetSettings
 from facecast.distill.speech import SpeechPool, build_speech
 from facecast.distill.teacher import Teacher
-from facecast.distill.trainer import Status, train
+from facecast.distill.trainer import Status
 
 TRAIN_STREAM, EVAL_STREAM, CROP_SPLIT, SPEECH_SPLIT = 1, 2, 3, 4  # seed tags of the random streams
 LOWER_HALF = 16  # latent rows from which the decoded mouth box is taken (pixel rows 128..)
@@ -144,14 +144,8 @@ def train_unet(settings: UnetSettings, teacher=None, *, crops: CropPool | None =
         speech = build_speech(run.teacher.models.whisper, settings.audio, settings.tts_sentences, settings.voices,
                               settings.max_windows)
     task = UnetTask(settings, run.teacher, crops, speech)
-    fingerprint = {**settings.fingerprint(), "teacher": run.teacher.identity, "crops": len(crops),
-                   "speech": len(speech)}
-    try:
-        outcome = train(task, settings, run.device, run.checkpoint, fingerprint, on_step)
-    finally:
-        task.prefetch.close()
-    data = {"crops": len(crops), "sources": list(crops.names[:50]), "held_out": task.split.held_out,
-            "speech_windows": len(speech), "speech_sources": list(speech.names[:50])}
+    outcome, data = train_task(run, task, crops, speech, on_step)
+    data["speech_sources"] = list(speech.names[:50])
     extra = {"parameters": parameter_count(task.student), "teacher_parameters": parameter_count(run.teacher.unet),
              "initialised": task.counts}
     info = provenance(run, "unet", outcome, data, extra)
