@@ -1,7 +1,7 @@
 """The musetalk backend on a CUDA GPU (fp16, CUDA graph) against the CPU float32 reference.
 
-Skipped where torch or CUDA is missing. The avatar is the usual test portrait when mediapipe and
-the test media are there, else any avatar already prepared in FACECAST_CACHE_DIR.
+Skipped where torch or CUDA is missing. The avatar is support.musetalk's: the usual test portrait
+when mediapipe and the test media are there, else any avatar already prepared in FACECAST_CACHE_DIR.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ pytest.importorskip("transformers")
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
+from support.musetalk import avatar  # noqa: E402,F401  (fixture: the test portrait, or a prepared avatar)
+
 from facecast.lipsync.musetalk.backend import MuseTalkBackend  # noqa: E402
 from facecast.lipsync.musetalk.random_weights import write_model_dir  # noqa: E402
 
@@ -25,27 +27,6 @@ ROWS, WIDTH = 50, 32
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     return write_model_dir(tmp_path_factory.mktemp("musetalk-gpu"), "tiny", "v1.5")
-
-
-@pytest.fixture(scope="module")
-def avatar():
-    from facecast.avatar.cache import AvatarCache
-
-    try:
-        from conftest import portrait
-
-        from facecast.avatar.prepare import prepare
-
-        path = portrait("man_webcam_offcenter_01.jpg")
-        if path.is_file():
-            return prepare(path)
-    except ImportError:
-        pass
-    cache = AvatarCache()
-    entries = cache.list()
-    if not entries:
-        pytest.skip("no test portrait and no prepared avatar in FACECAST_CACHE_DIR")
-    return cache.load(entries[0]["id"])
 
 
 @pytest.fixture(scope="module")
