@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facecast.audio.resampling import StreamResampler
+from facecast.growing import Growing
 from facecast.lipsync.base import FeatureStream
 
 COMPACT_SAMPLES = 48_000  # samples: a consumed prefix longer than this is dropped
@@ -21,41 +22,6 @@ COMPACT_SAMPLES = 48_000  # samples: a consumed prefix longer than this is dropp
 def frame_samples(frame: int, sample_rate: int, fps: int) -> int:
     """Number of samples output frame `frame` covers: [f*sr/fps, (f+1)*sr/fps), rounded."""
     return int(round((frame + 1) * sample_rate / fps)) - int(round(frame * sample_rate / fps))
-
-
-class Growing:
-    """A float32 array of rows that grows at its end and shrinks at its start, each in amortised
-    O(1) per row (a live utterance receives audio in thousands of small chunks: concatenating
-    each onto the whole would copy the utterance again for every chunk)."""
-
-    def __init__(self, initial: np.ndarray):
-        # Not copied: the buffer is full, so the first append moves the rows to a new one and the
-        # caller's array is never written (a clip's arrays are never copied at all).
-        self._buf = np.asarray(initial, np.float32)
-        self._start, self._end = 0, len(self._buf)
-
-    @property
-    def array(self) -> np.ndarray:
-        """The rows held, a view (valid until the next append)."""
-        return self._buf[self._start:self._end]
-
-    def append(self, rows: np.ndarray) -> None:
-        rows = np.asarray(rows, np.float32)
-        n = len(rows)
-        if self._end + n > len(self._buf):
-            held = self._end - self._start
-            grown = np.empty((max(2 * (held + n), 1024),) + self._buf.shape[1:], np.float32)
-            grown[:held] = self._buf[self._start:self._end]
-            self._buf, self._start, self._end = grown, 0, held
-        self._buf[self._end:self._end + n] = rows
-        self._end += n
-
-    def drop(self, n: int) -> None:
-        """Forget the first n rows."""
-        self._start = min(self._end, self._start + n)
-
-    def __len__(self) -> int:
-        return self._end - self._start
 
 
 class Utterance:
@@ -69,7 +35,7 @@ class Utterance:
     """
 
     def __init__(self, features: np.ndarray, pcm: np.ndarray, complete: bool):
-        self._features, self._pcm = Growing(features), Growing(pcm)
+        self._features, self._pcm = Growing(features, np.float32), Growing(pcm, np.float32)
         self.complete = complete
         self.marks: deque = deque()
         self.row = self.sample = self.fed = 0
