@@ -138,6 +138,44 @@ def test_streaming_matches_offline(data_dir):
         assert r > 0.9, f"{name}: streaming open correlates only {r:.3f} with offline"
 
 
+def test_streaming_hardly_depends_on_the_chunk_size(data_dir):
+    """20 ms chunks (a live microphone, LiveKit) and 100 ms chunks (a TTS) give the same mouth."""
+    for name in CLIPS:
+        audio = _clip(name)
+        tracks = []
+        for chunk_s in (0.01, 0.1):
+            stream, n = MouthStream(audio.sample_rate, FPS), int(audio.sample_rate * chunk_s)
+            rows = [stream.push(audio.samples[i: i + n]) for i in range(0, len(audio.samples), n)]
+            tracks.append(np.concatenate(rows + [stream.flush()]))
+        small, large = tracks
+        assert small.shape == large.shape
+        assert np.abs(small - large).mean() < 0.02, name
+        assert np.corrcoef(small[:, 0], large[:, 0])[0, 1] > 0.98, name
+
+
+def test_the_live_normaliser_is_refitted_on_a_schedule_not_per_push(monkeypatch):
+    """20 ms pushes must not each refit the normaliser over 30 s of history (1 ms a push, which
+    held a live session's frames back): after the first 2 s, one fit per 100 ms of audio."""
+    from facecast.audio import mouth
+
+    fits = []
+    fit = mouth.Normaliser.fit
+    monkeypatch.setattr(mouth.Normaliser, "fit", staticmethod(lambda *a, **k: fits.append(1) or fit(*a, **k)))
+    tone = np.tile(np.concatenate([np.zeros(8000, np.float32), synthetic_vowel("a", 1.0, 16000)]), 14)  # 21 s
+    stream = MouthStream(16000, FPS)
+    for i in range(0, len(tone), 320):  # 20 ms
+        stream.push(tone[i: i + 320])
+    eager = mouth.EAGER_REFIT_HOPS // 2  # pushes of 2 hops while the history is short
+    assert len(fits) <= eager + 1 + (len(tone) // 160) // mouth.REFIT_HOPS
+
+    fits.clear()  # a stream of noise only (nothing ever speech): a fit per 100 ms, not per push
+    stream = MouthStream(16000, FPS)
+    noise = (0.01 * np.random.default_rng(0).standard_normal(16000 * 10)).astype(np.float32)
+    for i in range(0, len(noise), 320):
+        stream.push(noise[i: i + 320])
+    assert len(fits) <= eager + 1 + (len(noise) // 160) // mouth.REFIT_HOPS
+
+
 def test_streaming_latency_is_bounded():
     audio = _silence_tone_silence(rate=48000)
     stream = MouthStream(48000, FPS)

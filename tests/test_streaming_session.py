@@ -87,6 +87,33 @@ def test_every_command_of_a_long_backlog_is_applied(avatar):
         session._drain(0)  # the worker's step, here, so nothing is shown meanwhile
     assert sum(len(u.pcm) for u in session.speech._queue) == 1000 * 320
     assert session.queued_s == pytest.approx(20.0)
+    assert sum(len(u.marks) for u in session.speech._queue) == 1000  # each chunk's arrival is kept
+
+
+def test_a_backlog_of_chunks_is_analysed_in_one_push_per_drain(avatar, monkeypatch):
+    """A TTS that runs ahead queues thousands of 20 ms chunks: one drain analyses its run of chunks
+    as one block, so the next frame does not wait for a fixed cost per chunk."""
+    session = live_session(avatar, max_queued_s=120.0)
+    pushes = []
+    factory = session.speech._factory
+
+    def counting_factory(rate, fps):
+        stream = factory(rate, fps)
+        push = stream.push
+        stream.push = lambda samples: pushes.append(len(samples)) or push(samples)
+        return stream
+
+    monkeypatch.setattr(session.speech, "_factory", counting_factory)
+    chunk = (0.3 * np.sin(np.arange(320) * 0.05)).astype(np.float32)
+    for _ in range(600):
+        assert session.push_pcm(chunk, 16000)
+    assert session.end_utterance()
+    while session.info()["commands_queued"]:
+        session._drain(0)
+    assert len(pushes) == 3 and sum(pushes) == 600 * 320  # 256 + 256 + 88 chunks
+    utterance = session.speech._queue[0]
+    assert [index for index, _ in utterance.marks] == [320 * k for k in range(600)]
+    assert utterance.complete and utterance.ready() == len(utterance.features) == 300
 
 
 def test_say_over_the_queue_limit_is_refused():

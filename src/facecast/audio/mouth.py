@@ -18,10 +18,11 @@ from __future__ import annotations
 import numpy as np
 
 from facecast.audio import features as ft
-from facecast.audio.mouth_norm import Normaliser, level_and_jaw, noise_floor
+from facecast.audio.mouth_norm import VAD_MIN_LEVEL_DB, VAD_SNR_DB, Normaliser, level_and_jaw, noise_floor
 from facecast.audio.pcm import Audio
 from facecast.audio.resampling import StreamResampler, resample
 from facecast.errors import InvalidArgument
+from facecast.growing import Growing
 
 FLOOR_RISE_DB_PER_S = 3.0  # a live noise-floor estimate falls at once but rises this slowly
 SMOOTH_SIGMA_HOPS = 5  # 50 ms co-articulation
@@ -29,6 +30,8 @@ LOOKAHEAD_HOPS = 8  # 80 ms: how far ahead the mouth anticipates the sound
 MEMORY_HOPS = 15  # 150 ms of past the smoother looks at
 HANGOVER_HOPS = 2  # 20 ms: the mouth is shut this long after speech ends
 STATS_WINDOW_HOPS = 3000  # 30 s of history for the live normaliser
+REFIT_HOPS = 10  # the live normaliser is refitted every 100 ms of audio ...
+EAGER_REFIT_HOPS = 200  # ... and at every push while it has seen less than 2 s (its priors move fast)
 
 
 def mouth_track(audio: Audio, fps: int) -> np.ndarray:
@@ -117,7 +120,9 @@ class MouthStream:
 
     Same analysis as mouth_track with LOOKAHEAD_HOPS (80 ms) of lookahead; the normaliser runs on
     the last STATS_WINDOW_HOPS (30 s) of history, so levels adapt as the stream goes on, and the
-    first second leans on priors. Frame f is returned once the audio up to about its end plus
+    first second leans on priors. It is refitted every REFIT_HOPS (100 ms) of audio, at every push
+    in the first EAGER_REFIT_HOPS (2 s) and at the first hop loud enough to be speech, so a push costs
+    about the same whatever its size (a 20 ms chunk does not pay for fitting 30 s of history). Frame f is returned once the audio up to about its end plus
     85 ms has been pushed (plus a few samples of resampler delay when sample_rate != 16 kHz).
     """
 
@@ -135,7 +140,9 @@ class MouthStream:
         """Forget everything pushed so far; the next push starts a new stream at time 0."""
         self._resampler.reset()
         self._pcm = np.zeros(ft.WIN // 2, np.float32)  # 16 kHz, starts at the next hop's window
-        self._history: ft.HopFeatures | None = None  # recent hops, for the normaliser
+        self._history = Growing(np.zeros((0, len(ft.HopFeatures.__dataclass_fields__))), np.float64)
+        self._norm: Normaliser | None = None  # fitted on the history ...
+        self._since_fit = 0  # ... this many hops ago
         self._floor_db = np.inf  # tracked noise floor of the speech band
         self._raw = np.zeros((MEMORY_HOPS, 3))  # row MEMORY_HOPS is hop self._done
         self._vad = np.zeros(HANGOVER_HOPS, bool)  # entry HANGOVER_HOPS is hop self._done
@@ -176,18 +183,27 @@ class MouthStream:
             return
         feats = ft.hop_features(ft.frame_signal(self._pcm, n_new))
         self._pcm = self._pcm[n_new * ft.HOP :]
-        self._remember(feats)
-        rise = FLOOR_RISE_DB_PER_S * n_new * ft.HOP_S
-        self._floor_db = min(noise_floor(self._history.speech_db), self._floor_db + rise)
-        norm = Normaliser.fit(self._history, floor_db=self._floor_db)
-        raw, vad = raw_targets(feats, norm)
+        raw, vad = raw_targets(feats, self._normaliser(feats))
         self._raw = np.concatenate([self._raw, raw])
         self._vad = np.concatenate([self._vad, vad])
         self._finalise()
 
-    def _remember(self, feats: ft.HopFeatures) -> None:
-        history = feats if self._history is None else ft.HopFeatures.concat([self._history, feats])
-        self._history = history.select(slice(max(0, len(history) - STATS_WINDOW_HOPS), None))
+    def _normaliser(self, feats: ft.HopFeatures) -> Normaliser:
+        """Remember `feats` (n hops) in the history; the normaliser for them (refitted when due)."""
+        self._history.append(np.stack([getattr(feats, name) for name in ft.HopFeatures.__dataclass_fields__], 1))
+        self._history.keep_last(STATS_WINDOW_HOPS)
+        n = len(feats)
+        self._since_fit += n
+        due = self._norm is None or self._since_fit >= REFIT_HOPS or len(self._history) < EAGER_REFIT_HOPS
+        if not due and not np.isfinite(self._norm.vad_threshold_db):  # no speech heard yet: refit at its onset
+            due = bool(np.any(feats.speech_db > max(self._floor_db + VAD_SNR_DB, VAD_MIN_LEVEL_DB)))
+        if due:
+            history = ft.HopFeatures(*self._history.array.T)
+            rise = FLOOR_RISE_DB_PER_S * self._since_fit * ft.HOP_S
+            self._floor_db = min(noise_floor(history.speech_db), self._floor_db + rise)
+            self._norm = Normaliser.fit(history, floor_db=self._floor_db)
+            self._since_fit = 0
+        return self._norm
 
     def _finalise(self) -> None:
         """Smooth and gate the hops whose lookahead has arrived."""

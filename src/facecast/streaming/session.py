@@ -228,33 +228,53 @@ class Session(WorkerSession):
         self._ring_room()
 
     def _drain(self, timeout: float) -> None:
-        """Apply waiting commands; block up to `timeout` s for the first one."""
+        """Apply waiting commands (DRAIN_MAX at most; the rest wait for the next drain); block up to
+        `timeout` s for the first one. A run of live chunks is analysed as one push: a backlog of
+        thousands of 20 ms chunks (a TTS runs ahead of real time) costs what its audio costs, not a
+        fixed price per chunk that would hold the next frame back."""
         try:
             command = self._commands.get(timeout=timeout) if timeout > 0 else self._commands.get_nowait()
         except queue.Empty:
             return
-        self._apply(command)
-        for _ in range(DRAIN_MAX - 1):  # DRAIN_MAX at most; the rest wait for the next drain
+        commands = [command]
+        while len(commands) < DRAIN_MAX:
             try:
-                command = self._commands.get_nowait()
+                commands.append(self._commands.get_nowait())
             except queue.Empty:
-                return
-            self._apply(command)
+                break
+        run: list[PcmChunk] = []
+        for command in commands:
+            if run and not (isinstance(command, PcmChunk) and command.rate == run[0].rate
+                            and command.epoch == run[0].epoch):
+                self._apply_pcm(run)
+                run = []
+            if isinstance(command, PcmChunk):
+                run.append(command)
+            else:
+                self._apply(command)
+        if run:
+            self._apply_pcm(run)
+
+    def _apply_pcm(self, chunks: list[PcmChunk]) -> None:
+        """Apply consecutive live chunks of one rate and epoch together."""
+        if chunks[0].epoch >= self._epoch:  # else sent before an interrupt: dropped
+            self.speech.push_chunks([(c.samples, c.arrived) for c in chunks], chunks[0].rate)
+            self._last_pcm = self.clock.now()
+        self._set_queued_out()
+        self._release(sum(c.seconds for c in chunks))
+        self._ring_room()  # the command queue has room again
 
     def _apply(self, command: SpeechCommand) -> None:
         """Apply one command; speech it carried moves from the commands' count to the queue's."""
         if command.epoch >= self._epoch or isinstance(command, Interrupt):  # else made before an interrupt
             self._handle(command)
-        if isinstance(command, (Say, PcmChunk)):
+        if isinstance(command, Say):
             self._set_queued_out()
             self._release(command.seconds)
             self._ring_room()  # the command queue has room again
 
     def _handle(self, command: SpeechCommand) -> None:
-        if isinstance(command, PcmChunk):
-            self.speech.push(command.samples, command.rate, command.arrived)
-            self._last_pcm = self.clock.now()
-        elif isinstance(command, Say):
+        if isinstance(command, Say):
             self._add_clip(command.speech)
         elif isinstance(command, EndOfUtterance):
             self.speech.end()

@@ -106,9 +106,18 @@ class SpeechQueue:
 
     def push(self, samples: np.ndarray, rate: int, arrived: float) -> None:
         """Live audio: samples (n,) float32 at `rate` Hz, arrived at monotonic time `arrived` (s)."""
-        pcm = self._resample(samples, rate)
+        self.push_chunks([(samples, arrived)], rate)
+
+    def push_chunks(self, chunks: list[tuple[np.ndarray, float]], rate: int) -> None:
+        """Consecutive live chunks [(samples (n,) float32 at `rate` Hz, arrival time s)], analysed
+        as one block (one analysis, one normaliser refit at most, however many chunks)."""
         utt = self._open_live()
-        utt.marks.append((len(utt.pcm), arrived))
+        start, offset = len(utt.pcm), 0
+        for samples, arrived in chunks:
+            utt.marks.append((start + int(round(offset * self.sample_rate / rate)), arrived))
+            offset += len(samples)
+        samples = chunks[0][0] if len(chunks) == 1 else np.concatenate([c[0] for c in chunks])
+        pcm = self._resample(samples, rate)
         utt.add_pcm(pcm)
         self._add_rows(utt, self._live.push(pcm))
 
