@@ -91,8 +91,9 @@ def test_every_command_of_a_long_backlog_is_applied(avatar):
 
 
 def test_a_backlog_of_chunks_is_analysed_in_one_push_per_drain(avatar, monkeypatch):
-    """A TTS that runs ahead queues thousands of 20 ms chunks: one drain analyses its run of chunks
-    as one block, so the next frame does not wait for a fixed cost per chunk."""
+    """A TTS that runs ahead queues thousands of 20 ms chunks: one drain analyses a run of them (0.5 s
+    at most) as one block, so the next frame waits neither for a fixed cost per chunk nor for the
+    analysis of the whole backlog."""
     session = live_session(avatar, max_queued_s=120.0)
     pushes = []
     factory = session.speech._factory
@@ -110,10 +111,25 @@ def test_a_backlog_of_chunks_is_analysed_in_one_push_per_drain(avatar, monkeypat
     assert session.end_utterance()
     while session.info()["commands_queued"]:
         session._drain(0)
-    assert len(pushes) == 3 and sum(pushes) == 600 * 320  # 256 + 256 + 88 chunks
+    assert sum(pushes) == 600 * 320 and max(pushes) == 25 * 320  # DRAIN_AUDIO_S = 0.5 s per drain
+    assert len(pushes) == 24
+    assert session._queued_in == 0.0 and session.queued_s == session.speech.queued_seconds() == 12.0
     utterance = session.speech._queue[0]
     assert [index for index, _ in utterance.marks] == [320 * k for k in range(600)]
     assert utterance.complete and utterance.ready() == len(utterance.features) == 300
+
+
+def test_speech_in_commands_returns_to_exactly_zero_after_many_odd_chunks(avatar):
+    """Seconds are reserved per chunk and released per chunk once applied: a float residue would
+    leave queued_s above 0 for ever (and whoever waits for the avatar to finish, waiting)."""
+    session = live_session(avatar, max_queued_s=120.0)
+    rng = np.random.default_rng(3)
+    for _ in range(700):
+        assert session.push_pcm(np.full(int(rng.integers(1, 999)), 0.1, np.float32), 16000)
+    assert session._queued_in > 0
+    while session.info()["commands_queued"]:
+        session._drain(0)
+    assert session._queued_in == 0.0
 
 
 def test_say_over_the_queue_limit_is_refused():

@@ -37,7 +37,8 @@ from facecast.streaming.telemetry import Telemetry
 log = logging.getLogger(__name__)
 
 COMMAND_QUEUE = 4096  # commands (PCM chunks, controls) waiting for the worker at most
-DRAIN_MAX = 256  # commands applied between two batches at most
+DRAIN_MAX = 256  # commands applied between two batches at most ...
+DRAIN_AUDIO_S = 0.5  # ... and live audio analysed between two batches at most (s; a chunk is not split)
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,8 @@ class Session(WorkerSession):
 
     def _release(self, seconds: float) -> None:
         with self._accounting:
-            self._queued_in = max(0.0, self._queued_in - seconds)
+            left = self._queued_in - seconds
+            self._queued_in = left if left > 1e-9 else 0.0  # no float residue of many chunks
 
     def _put(self, command: SpeechCommand) -> bool:
         try:
@@ -228,20 +230,24 @@ class Session(WorkerSession):
         self._ring_room()
 
     def _drain(self, timeout: float) -> None:
-        """Apply waiting commands (DRAIN_MAX at most; the rest wait for the next drain); block up to
-        `timeout` s for the first one. A run of live chunks is analysed as one push: a backlog of
-        thousands of 20 ms chunks (a TTS runs ahead of real time) costs what its audio costs, not a
-        fixed price per chunk that would hold the next frame back."""
+        """Apply waiting commands (DRAIN_MAX, or DRAIN_AUDIO_S of live audio, at most: the rest wait
+        for the next drain, after the next batch); block up to `timeout` s for the first one. A run
+        of live chunks is analysed as one push: a backlog of thousands of 20 ms chunks (a TTS runs
+        ahead of real time) costs what its audio costs, not a fixed price per chunk, and the next
+        frame never waits for more than DRAIN_AUDIO_S of it to be analysed."""
         try:
             command = self._commands.get(timeout=timeout) if timeout > 0 else self._commands.get_nowait()
         except queue.Empty:
             return
         commands = [command]
-        while len(commands) < DRAIN_MAX:
+        audio_s = command.seconds if isinstance(command, PcmChunk) else 0.0
+        while len(commands) < DRAIN_MAX and audio_s < DRAIN_AUDIO_S:
             try:
                 commands.append(self._commands.get_nowait())
             except queue.Empty:
                 break
+            if isinstance(commands[-1], PcmChunk):
+                audio_s += commands[-1].seconds
         run: list[PcmChunk] = []
         for command in commands:
             if run and not (isinstance(command, PcmChunk) and command.rate == run[0].rate
@@ -261,7 +267,8 @@ class Session(WorkerSession):
             self.speech.push_chunks([(c.samples, c.arrived) for c in chunks], chunks[0].rate)
             self._last_pcm = self.clock.now()
         self._set_queued_out()
-        self._release(sum(c.seconds for c in chunks))
+        for chunk in chunks:  # one by one, as they were reserved: a sum would leave a rounding residue
+            self._release(chunk.seconds)
         self._ring_room()  # the command queue has room again
 
     def _apply(self, command: SpeechCommand) -> None:
