@@ -76,8 +76,11 @@ def test_a_json_offer_is_answered_and_hung_up(client, session_id, offer):
     assert body["location"] == f"/sessions/{session_id}/webrtc/{body['peer_id']}" == response.headers["location"]
     peers = client.get(f"/sessions/{session_id}").json()["webrtc_peers"]
     assert [(p["id"], p["codec"]) for p in peers] == [(body["peer_id"], "h264")], peers
+    assert client.get(f"/sessions/{session_id}").json()["webrtc_peers_ended"] == []
     assert client.delete(body["location"]).json() == {"deleted": body["peer_id"]}
-    assert client.get(f"/sessions/{session_id}").json()["webrtc_peers"] == []
+    info = client.get(f"/sessions/{session_id}").json()
+    assert info["webrtc_peers"] == [], info
+    assert [(p["id"], p["state"]) for p in info["webrtc_peers_ended"]] == [(body["peer_id"], "closed")], info
     assert "not connected" in detail(client.delete(body["location"]), 404)
 
 

@@ -62,6 +62,9 @@ class SessionOut(BaseModel):
     readers: int = Field(description="Clients watching now: fMP4 readers and WebRTC peers.")
     webrtc_peers: list[dict] = Field(description="WebRTC viewers: id, codec, connection state, frames sent and "
                                                  "dropped, playout re-anchors, backlog (s).")
+    webrtc_peers_ended: list[dict] = Field(default_factory=list, description=(
+        "The final state of the last 8 WebRTC viewers that hung up or were closed (a clip's viewer "
+        "closes itself a second after its last frame): what each was sent in all."))
     stream_url: str = Field(description="GET: the fragmented MP4 stream.")
     webrtc_url: str = Field(description="POST an SDP offer here to watch over WebRTC (JSON or WHEP).")
     audio_ws_url: str = Field(description="WebSocket for live 16-bit PCM (live sessions).")

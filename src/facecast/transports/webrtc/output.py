@@ -22,6 +22,7 @@ from facecast.transports.webrtc.encoder import AudioEncoder, VideoEncoder
 from facecast.transports.webrtc.peer import Delivery, Peer, PeerSettings
 
 MB = 1024 * 1024
+ENDED_PEERS_KEPT = 8  # the final state of this many peers that hung up stays in info()
 
 
 class WebRtcOutput:
@@ -43,6 +44,7 @@ class WebRtcOutput:
         self._lock = threading.Lock()  # _peers, _held
         self._encoding = threading.Lock()  # the encoders, and the order deliveries leave in
         self._peers: dict[str, Peer] = {}
+        self._ended_peers: collections.deque[dict] = collections.deque(maxlen=ENDED_PEERS_KEPT)
         self._video: dict[str, VideoEncoder] = {}
         self._audio: AudioEncoder | None = None
         self._held: collections.deque[MediaBatch] = collections.deque()
@@ -90,9 +92,12 @@ class WebRtcOutput:
             asyncio.get_running_loop().run_in_executor(None, self._release_held)
 
     def _forget(self, peer: Peer) -> None:
+        final = {**peer.info(), "state": "closed"}
         with self._lock:
-            if self._peers.pop(peer.id, None) is not None and not self._peers:
-                self._idle_since = time.monotonic()
+            if self._peers.pop(peer.id, None) is not None:
+                self._ended_peers.append(final)
+                if not self._peers:
+                    self._idle_since = time.monotonic()
 
     # -- the sink (worker thread) -----------------------------------------------------------------
     def write(self, batch: MediaBatch) -> None:
@@ -186,7 +191,8 @@ class WebRtcOutput:
     def info(self) -> dict:
         with self._lock:
             peers = [p.info() for p in self._peers.values()]
-        return {"webrtc_peers": peers}
+            ended = list(self._ended_peers)
+        return {"webrtc_peers": peers, "webrtc_peers_ended": ended}
 
 
 def attach_webrtc(session, ice_servers: list | None = None, telemetry: Telemetry | None = None) -> WebRtcOutput:
