@@ -65,10 +65,13 @@ class ChatServer:
         from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
         from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
+        from facecast.transports.webrtc.receive import hear_audio_at_once
+
         if len(self.calls) >= MAX_CALLS:
             raise ValueError(f"{len(self.calls)} calls already (MAX_CALLS={MAX_CALLS}); hang one up first")
         connection = SmallWebRTCConnection(ice_servers=self.ice_servers)
         await connection.initialize(sdp=sdp, type=kind)
+        hear_audio_at_once(connection.pc)  # the microphone reaches the VAD 60 ms sooner
         width, height = self.size
         params = TransportParams(audio_in_enabled=True, audio_in_sample_rate=IN_RATE, audio_out_enabled=True,
                                  audio_out_sample_rate=OUT_RATE, video_out_enabled=self.options.show_avatar,
