@@ -5,10 +5,11 @@ on the received track):
 1. speech to screen: the page sends a live PCM chunk (WebSocket) after >= 1.5 s of idle -> first
    presented frame whose mouth region differs from idle; bar p95 <= 250 ms;
 2. interrupt to closed mouth: {"type": "interrupt"} sent while the mouth shows open -> first
-   presented frame with the mouth back to idle; bar p95 <= 200 ms;
+   presented frame with the mouth back to idle (near the idle the face settles into, and still
+   from there on); bar p95 <= 200 ms;
 3. A/V sync: (a) getStats' estimatedPlayoutTimestamp, video - audio, once a second over the whole
    live session; (b) onsets: mouth-opening frame - audio onset heard by the page, minus the
-   engine's own offset (the same input rendered offline); at the start and after --minutes of
+   engine's own offset (the same input through its live path, rendered here); at the start and after --minutes of
    talking and idling; bar |offset| <= 40 ms;
 4. time to first frame of a new WebRTC connection (offer POSTed -> first frame presented), on one
    live session and with a new live session each time; bar p95 <= 500 ms;
@@ -52,8 +53,12 @@ LONG_SPEECH = DATA / "speech" / "en_radio_address_02_8s.wav"  # continuous speec
 UTTERANCE_TEXT = "Ah, hello there."  # espeak; an open vowel first, so the mouth opens at the sound's onset
 RATE = 16000  # Hz of the PCM the page sends
 FPS = 25
-OPEN_LUMA = 2.0  # mouth box mean luma this far from idle: the mouth shows speech (idle drifts < 1.5)
-CLOSED_LUMA = 1.0  # this close to the settled idle after an interrupt: closed again
+OPEN_LUMA = 3.0  # mouth box mean luma this far from idle: the mouth shows speech (idle drifts < 1.5;
+# a mouth just starting to open moves it by about 2, which encoding can push either side of 2.0:
+# 3.0 makes the browser and the engine's own render agree on which frame is the first open one)
+SETTLED_LUMA = 2.0  # closed after an interrupt: within this of the idle the face settles into ...
+STILL_LUMA = 0.3  # ... and from there changing by less than this per frame (speech moves it by 1-10,
+STILL_FRAMES = 4  # idle motion by about 0.1) for the next STILL_FRAMES frames
 STRONG_LUMA = 4.0  # an interrupt is sent once a presented frame is at least this open
 AUDIO_RMS = 0.02  # a 128-sample block above this RMS after >= 100 ms of quiet: an audio onset
 BARS = {"speech": 250, "interrupt": 200, "av": 40, "ttff": 500, "viewers": 4, "fps": 24}
@@ -81,7 +86,7 @@ window.fc = (() => {
         const px = ctx.getImageData(0, 0, w, h).data;
         let sum = 0;
         for (let i = 0; i < px.length; i += 4) sum += 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
-        peer.frames.push([t, sum / (w * h), meta.presentationTime, meta.width]);
+        peer.frames.push([t, sum / (w * h), meta.presentationTime, meta.width, meta.rtpTimestamp]);
       }
       video.requestVideoFrameCallback(onFrame);
     };
@@ -291,20 +296,23 @@ def box_luma(frame_rgb: np.ndarray, box: list[int]) -> float:
     return float((0.299 * px[..., 0] + 0.587 * px[..., 1] + 0.114 * px[..., 2]).mean())
 
 
-def engine_offset(avatar, box: list[int], utterance: np.ndarray, tmp: Path) -> dict:
-    """The engine's own offset between the sound's onset and the mouth's opening: 2 s of silence +
-    the utterance rendered to an MP4 (the engine, as the CLI does), decoded, the same detectors."""
-    import av
+def engine_offset(avatar, box: list[int], utterance: np.ndarray) -> dict:
+    """The engine's own offset between the sound's onset and the mouth's opening on its live path:
+    2 s of idle, then the utterance pushed in 20 ms chunks through the backend's live feature stream
+    (a live utterance starts at its first chunk, as in a session; the stream has heard the utterance
+    once before, as the session's has after its first), the frames rendered by the engine and
+    measured with the same detectors as in the browser."""
+    from facecast.engine import render_batch
+    from facecast.lipsync.base import get_backend
 
-    from facecast.audio.pcm import Audio
-    from facecast.audio.tts import Speech
-    from facecast.engine import render_to_file
-
-    lead = 2.0
-    signal = np.concatenate([np.zeros(int(lead * RATE), np.float32), utterance, np.zeros(RATE, np.float32)])
-    path = render_to_file(avatar, Speech(Audio(signal, RATE)), tmp / "onset.mp4")
-    with av.open(str(path)) as container:
-        luma = [box_luma(f.to_ndarray(format="rgb24"), box) for f in container.decode(video=0)]
+    backend, lead = get_backend(), 2.0
+    stream = backend.stream_features(RATE, FPS)
+    for _ in range(2):
+        rows = [stream.push(utterance[i:i + 320]) for i in range(0, len(utterance), 320)] + [stream.flush()]
+    features = np.concatenate([np.zeros((int(lead * FPS), rows[0].shape[1]), np.float32), *rows])
+    frames = render_batch(backend, avatar, features, 0, FPS)
+    luma = [box_luma(f[..., ::-1], box) for f in frames]  # BGR -> RGB
+    signal = np.concatenate([np.zeros(int(lead * RATE), np.float32), utterance])
     blocks = signal[: len(signal) // 128 * 128].reshape(-1, 128)  # the worklet's detector, at 16 kHz
     audio_onset = float(np.argmax(np.sqrt((blocks ** 2).mean(1)) > AUDIO_RMS) * 128 / RATE)
     ref = float(np.median(luma[int((lead - 0.5) * FPS): int(lead * FPS)]))
@@ -338,6 +346,22 @@ def idle_ref(frames: list, t0: float, span: float = 500.0) -> float | None:
 
 def first_open(frames: list, t0: float, ref: float) -> float | None:
     return next((f[0] for f in frames if f[0] > t0 and abs(f[1] - ref) > OPEN_LUMA), None)
+
+
+def first_closed(frames: list, t0: float, settled: float) -> float | None:
+    """Time of the first frame after t0 near the settled idle luma and still from there on.
+
+    "Near" is SETTLED_LUMA (not tighter: the idle face drifts by 1-2 luma units over seconds, so
+    the frames right after the mouth closed need not match the median a second later); "still"
+    is STILL_FRAMES frame-to-frame changes under STILL_LUMA (a mouth in speech never holds still
+    that long: the smoother alone moves it by more).
+    """
+    after = [f for f in frames if f[0] > t0]
+    for i, f in enumerate(after[:len(after) - STILL_FRAMES]):
+        run = after[i:i + STILL_FRAMES + 1]
+        if abs(f[1] - settled) < SETTLED_LUMA and all(abs(b[1] - a[1]) < STILL_LUMA for a, b in zip(run, run[1:])):
+            return f[0]
+    return None
 
 
 def run_utterances(page, n: int, gap_s: float, utter_ms: float, label: str) -> list[dict]:
@@ -379,8 +403,7 @@ def run_interrupts(page, n: int, pcm_len: int) -> list[dict]:
         t = r["tInt"]
         frames = page.evaluate("([a, b]) => fc.frames(0, a, b)", [t - 200, t + 1500])
         settled = [f[1] for f in frames if t + 900 <= f[0] <= t + 1500]
-        after = float(np.median(settled)) if settled else ref
-        closed = next((f[0] for f in frames if f[0] > t and abs(f[1] - after) < CLOSED_LUMA), None)
+        closed = first_closed(frames, t, float(np.median(settled)) if settled else ref)
         rows.append({"tInt": t, "spoke_ms": t - r["t0"], "interrupt_to_closed_ms": None if closed is None else closed - t})
     return rows
 
@@ -427,8 +450,8 @@ def measure(args) -> dict:
     speech = long_pcm()
     results: dict = {"machine": machine(), "quick": q, "mouth_box": box, "minutes": args.minutes}
     print(f"mouth box {box}; utterance {len(utter) / RATE:.2f} s", flush=True)
-    results["engine_offset"] = engine_offset(avatar, box, utter, tmp)
-    print(f"engine offset (offline) {results['engine_offset']}", flush=True)
+    results["engine_offset"] = engine_offset(avatar, box, utter)
+    print(f"engine offset (live path, rendered here) {results['engine_offset']}", flush=True)
 
     with webrtc_namespace(), ServerProcess(env={"FACECAST_MAX_PEERS": "16"}) as server, \
             chromium_browser() as browser, httpx.Client(base_url=server.url, timeout=30) as client:
@@ -624,7 +647,7 @@ def report(res: dict) -> str:
                  f"| >= {BARS['viewers']} | {passfail(max_ok >= BARS['viewers'])} (up to {max_ok}; passed at {ok or 'none'}) |")
     lines += ["", "1-minute load average after each phase: "
               + ", ".join(f"{k} {v:.1f}" for k, v in res.get("load_by_phase", {}).items()) + "."]
-    lines += ["", f"Engine's own offset (offline render of the same input): mouth opens "
+    lines += ["", f"Engine's own offset (the same input through its live path, rendered without transport): mouth opens "
                   f"{eng:+.0f} ms after the sound's onset (frame = {res['engine_offset']['frame_ms']:.0f} ms).",
               "", "Server-side telemetry of the same live session (`GET /stats`, p50 / p95 ms): "
               f"webrtc_chunk_to_frame_ms {server_p('webrtc_chunk_to_frame_ms')}, "

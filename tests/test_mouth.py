@@ -10,6 +10,7 @@ from audio_testdata import SPEECH, synthetic_vowel
 from conftest import DATA
 
 from facecast.audio.decode import load_audio
+from facecast.audio import mouth
 from facecast.audio.mouth import MouthStream, mouth_track
 from facecast.audio.pcm import Audio
 from facecast.errors import InvalidArgument
@@ -156,8 +157,6 @@ def test_streaming_hardly_depends_on_the_chunk_size(data_dir):
 def test_the_live_normaliser_is_refitted_on_a_schedule_not_per_push(monkeypatch):
     """20 ms pushes must not each refit the normaliser over 30 s of history (1 ms a push, which
     held a live session's frames back): after the first 2 s, one fit per 100 ms of audio."""
-    from facecast.audio import mouth
-
     fits = []
     fit = mouth.Normaliser.fit
     monkeypatch.setattr(mouth.Normaliser, "fit", staticmethod(lambda *a, **k: fits.append(1) or fit(*a, **k)))
@@ -187,6 +186,30 @@ def test_streaming_latency_is_bounded():
     assert emitted + len(stream.flush()) == audio.frame_count(FPS)
 
 
+def test_live_lookahead_shortens_the_wait_and_keeps_the_mouth(data_dir):
+    """Live streams wait for 40 ms of look-ahead, not 80: each frame comes 40 ms of audio sooner,
+    and the track still follows the offline one computed with the same look-ahead."""
+    audio = _silence_tone_silence(rate=48000)
+    waits = {}
+    for lookahead in (mouth.LOOKAHEAD_HOPS, mouth.LIVE_LOOKAHEAD_HOPS):
+        stream, first_at = MouthStream(48000, FPS, lookahead), []
+        for i in range(0, len(audio.samples), 480):  # 10 ms chunks
+            first_at += [(i + 480) / 48000] * len(stream.push(audio.samples[i: i + 480]))
+        waits[lookahead] = np.median(np.array(first_at) - (np.arange(len(first_at)) + 1) / FPS)
+    assert abs(waits[mouth.LOOKAHEAD_HOPS] - waits[mouth.LIVE_LOOKAHEAD_HOPS] - 0.04) < 0.011, waits
+    assert waits[mouth.LIVE_LOOKAHEAD_HOPS] < 0.06, waits  # frame end -> emitted: ~45 ms
+    for name in CLIPS:
+        clip = _clip(name)
+        stream = MouthStream(clip.sample_rate, FPS, mouth.LIVE_LOOKAHEAD_HOPS)
+        n = clip.sample_rate // 50
+        live = np.concatenate([stream.push(clip.samples[i: i + n]) for i in range(0, len(clip.samples), n)]
+                              + [stream.flush()])
+        offline = mouth_track(clip, FPS, mouth.LIVE_LOOKAHEAD_HOPS)
+        assert live.shape == offline.shape
+        assert np.corrcoef(offline[:, 0], live[:, 0])[0, 1] > 0.9, name
+        assert np.corrcoef(offline[:, 0], _track(name)[:, 0])[0, 1] > 0.9, name  # close to 80 ms too
+
+
 def test_streaming_silence_tone_silence():
     audio = _silence_tone_silence(rate=22050)
     live = _stream(audio)
@@ -199,11 +222,37 @@ def test_stream_reset_and_empty_pushes():
     stream = MouthStream(audio.sample_rate, FPS)
     assert stream.push(np.zeros(0, np.float32)).shape == (0, 3)
     stream.push(audio.samples[: audio.sample_rate])
-    stream.reset()
+    stream.reset()  # drops the utterance in progress ...
+    stream.forget_levels()  # ... and this the levels learnt: as good as new
     first = np.concatenate([stream.push(audio.samples), stream.flush()])
-    second = np.concatenate([stream.push(audio.samples), stream.flush()])  # flush also resets
-    np.testing.assert_array_equal(first, second)
+    fresh = MouthStream(audio.sample_rate, FPS)
+    np.testing.assert_array_equal(first, np.concatenate([fresh.push(audio.samples), fresh.flush()]))
     assert first.shape == (audio.frame_count(FPS), 3)
+    second = np.concatenate([stream.push(audio.samples), stream.flush()])  # flush starts the next one
+    assert second.shape == first.shape and np.corrcoef(first[:, 0], second[:, 0])[0, 1] > 0.95
+
+
+def test_later_utterances_open_the_mouth_from_their_first_frame(data_dir):
+    """A live stream keeps the voice's levels across utterances: an utterance that starts on a
+    voiced sound (a TTS chunk, a client that sends only speech) opens the mouth on its first frame,
+    not after the normaliser has seen 50 ms of it again."""
+    audio = _clip("en_radio_address_01_8s.wav")
+    x = audio.samples
+    rms = np.sqrt(np.convolve(x ** 2, np.ones(160) / 160, "same"))
+    onset = int(np.argmax(rms > 0.3 * rms.max()))
+    utterance = x[onset: onset + audio.sample_rate]  # starts in the middle of a loud sound
+    stream, n = MouthStream(audio.sample_rate, FPS, mouth.LIVE_LOOKAHEAD_HOPS), audio.sample_rate // 50
+
+    def say() -> np.ndarray:
+        return np.concatenate([stream.push(utterance[i: i + n]) for i in range(0, len(utterance), n)]
+                              + [stream.flush()])
+
+    cold, warm = say(), say()
+    assert warm[0, 0] > 0.3, warm[:3, 0]
+    assert warm[0, 0] > cold[0, 0] + 0.1, (cold[:3, 0], warm[:3, 0])
+    stream.push(utterance[: len(utterance) // 2])
+    stream.reset()  # an interrupt keeps the levels too
+    assert say()[0, 0] > 0.3
 
 
 def test_bad_arguments():

@@ -9,7 +9,7 @@ Per 10 ms hop (audio/features.py):
   width = F2 against the speaker's median F2 (robust z-score): front vowels (i, e: high F2) spread
           the lips, back rounded ones (u, o: low F2) narrow them; round is its negative part.
 Then co-articulation: an asymmetric Gaussian over hops (50 ms, 80 ms of lookahead so onsets lead
-the sound), and a gate that shuts the mouth exactly (all zeros) 20 ms after voice activity ends.
+the sound; 40 ms for live streams, where every hop of lookahead is latency), and a gate that shuts the mouth exactly (all zeros) 20 ms after voice activity ends.
 Video frame f takes the value at its centre, (f + 0.5) / fps.
 """
 
@@ -27,6 +27,7 @@ from facecast.growing import Growing
 FLOOR_RISE_DB_PER_S = 3.0  # a live noise-floor estimate falls at once but rises this slowly
 SMOOTH_SIGMA_HOPS = 5  # 50 ms co-articulation
 LOOKAHEAD_HOPS = 8  # 80 ms: how far ahead the mouth anticipates the sound
+LIVE_LOOKAHEAD_HOPS = 4  # 40 ms for live streams: it is waited for (lip sync vs real lips: r 0.551 vs 0.563)
 MEMORY_HOPS = 15  # 150 ms of past the smoother looks at
 HANGOVER_HOPS = 2  # 20 ms: the mouth is shut this long after speech ends
 STATS_WINDOW_HOPS = 3000  # 30 s of history for the live normaliser
@@ -34,11 +35,11 @@ REFIT_HOPS = 10  # the live normaliser is refitted every 100 ms of audio ...
 EAGER_REFIT_HOPS = 200  # ... and at every push while it has seen less than 2 s (its priors move fast)
 
 
-def mouth_track(audio: Audio, fps: int) -> np.ndarray:
+def mouth_track(audio: Audio, fps: int, lookahead: int = LOOKAHEAD_HOPS) -> np.ndarray:
     """Mouth parameters per video frame of `audio`.
 
     Returns (audio.frame_count(fps), 3) float32 columns [open 0..1, width -1..1, round 0..1].
-    Frames more than HANGOVER_HOPS (20 ms) after, and LOOKAHEAD_HOPS (80 ms) before, any voice
+    Frames more than HANGOVER_HOPS (20 ms) after, and `lookahead` hops (80 ms) before, any voice
     activity are exactly 0.
     """
     _check_fps(fps)
@@ -46,7 +47,7 @@ def mouth_track(audio: Audio, fps: int) -> np.ndarray:
     n_hops = len(x) // ft.HOP + 1
     feats = ft.hop_features(ft.frame_signal(np.pad(x, (ft.WIN // 2, 0)), n_hops))
     raw, vad = raw_targets(feats, Normaliser.fit(feats))
-    track = coarticulate(raw, vad)
+    track = coarticulate(raw, vad, lookahead)
     return sample_frames(track, np.arange(audio.frame_count(fps)), fps)
 
 
@@ -61,31 +62,31 @@ def raw_targets(feats: ft.HopFeatures, norm: Normaliser) -> tuple[np.ndarray, np
     return raw, vad
 
 
-def smoothing_kernel() -> np.ndarray:
-    """(MEMORY_HOPS + 1 + LOOKAHEAD_HOPS,) weights summing to 1, oldest hop first."""
-    offsets = np.arange(-MEMORY_HOPS, LOOKAHEAD_HOPS + 1)
+def smoothing_kernel(lookahead: int = LOOKAHEAD_HOPS) -> np.ndarray:
+    """(MEMORY_HOPS + 1 + lookahead,) weights summing to 1, oldest hop first."""
+    offsets = np.arange(-MEMORY_HOPS, lookahead + 1)
     weights = np.exp(-0.5 * (offsets / SMOOTH_SIGMA_HOPS) ** 2)
     return weights / weights.sum()
 
 
-def coarticulate(raw: np.ndarray, vad: np.ndarray) -> np.ndarray:
+def coarticulate(raw: np.ndarray, vad: np.ndarray, lookahead: int = LOOKAHEAD_HOPS) -> np.ndarray:
     """Smooth and gate a whole utterance: raw (T, 3), vad (T,) -> (T, 3); silence past both ends."""
-    padded = np.pad(raw, ((MEMORY_HOPS, LOOKAHEAD_HOPS), (0, 0)))
-    gate = np.pad(vad, (HANGOVER_HOPS, LOOKAHEAD_HOPS))
-    return _smooth_gate(padded, gate, len(raw))
+    padded = np.pad(raw, ((MEMORY_HOPS, lookahead), (0, 0)))
+    gate = np.pad(vad, (HANGOVER_HOPS, lookahead))
+    return _smooth_gate(padded, gate, len(raw), lookahead)
 
 
-def _smooth_gate(raw: np.ndarray, vad: np.ndarray, n_out: int) -> np.ndarray:
+def _smooth_gate(raw: np.ndarray, vad: np.ndarray, n_out: int, lookahead: int) -> np.ndarray:
     """Core of coarticulate on pre-padded context.
 
-    raw: (MEMORY_HOPS + n_out + LOOKAHEAD_HOPS, 3); vad: (HANGOVER_HOPS + n_out + LOOKAHEAD_HOPS,).
-    Output hop i uses raw rows i .. i + MEMORY + LOOKAHEAD and vad i .. i + HANGOVER + LOOKAHEAD.
+    raw: (MEMORY_HOPS + n_out + lookahead, 3); vad: (HANGOVER_HOPS + n_out + lookahead,).
+    Output hop i uses raw rows i .. i + MEMORY + lookahead and vad i .. i + HANGOVER + lookahead.
     """
-    kernel = smoothing_kernel()
+    kernel = smoothing_kernel(lookahead)
     windows = np.lib.stride_tricks.sliding_window_view(raw, len(kernel), axis=0)[:n_out]
     smooth = windows @ kernel  # (n_out, 3)
     near_speech = np.lib.stride_tricks.sliding_window_view(
-        vad, HANGOVER_HOPS + 1 + LOOKAHEAD_HOPS
+        vad, HANGOVER_HOPS + 1 + lookahead
     )[:n_out].any(axis=1)
     return smooth * near_speech[:, None]
 
@@ -118,32 +119,43 @@ def _check_fps(fps: int) -> None:
 class MouthStream:
     """Live version of mouth_track: push PCM chunks, get the mouth of every finished video frame.
 
-    Same analysis as mouth_track with LOOKAHEAD_HOPS (80 ms) of lookahead; the normaliser runs on
+    Same analysis as mouth_track with `lookahead` hops (default 80 ms) of lookahead; the normaliser runs on
     the last STATS_WINDOW_HOPS (30 s) of history, so levels adapt as the stream goes on, and the
     first second leans on priors. It is refitted every REFIT_HOPS (100 ms) of audio, at every push
     in the first EAGER_REFIT_HOPS (2 s) and at the first hop loud enough to be speech, so a push costs
-    about the same whatever its size (a 20 ms chunk does not pay for fitting 30 s of history). Frame f is returned once the audio up to about its end plus
-    85 ms has been pushed (plus a few samples of resampler delay when sample_rate != 16 kHz).
+    about the same whatever its size (a 20 ms chunk does not pay for fitting 30 s of history).
+    Frame f is returned once the audio up to about its end plus lookahead + 5 ms has been pushed
+    (plus a few samples of resampler delay when sample_rate != 16 kHz).
     """
 
-    def __init__(self, sample_rate: int, fps: int) -> None:
+    def __init__(self, sample_rate: int, fps: int, lookahead: int = LOOKAHEAD_HOPS) -> None:
         if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
             raise InvalidArgument(
                 f"sample_rate: must be a positive integer in Hz, got {sample_rate!r}"
             )
         _check_fps(fps)
-        self.sample_rate, self.fps = int(sample_rate), int(fps)
+        if not isinstance(lookahead, (int, np.integer)) or not 0 <= lookahead <= MEMORY_HOPS:
+            raise InvalidArgument(f"lookahead: must be 0..{MEMORY_HOPS} hops of 10 ms, got {lookahead!r}")
+        self.sample_rate, self.fps, self.lookahead = int(sample_rate), int(fps), int(lookahead)
         self._resampler = StreamResampler(self.sample_rate, ft.ANALYSIS_RATE)
+        self.forget_levels()
         self.reset()
 
-    def reset(self) -> None:
-        """Forget everything pushed so far; the next push starts a new stream at time 0."""
-        self._resampler.reset()
-        self._pcm = np.zeros(ft.WIN // 2, np.float32)  # 16 kHz, starts at the next hop's window
+    def forget_levels(self) -> None:
+        """Forget the speaker's levels learnt so far (history, noise floor, normaliser): a new voice."""
         self._history = Growing(np.zeros((0, len(ft.HopFeatures.__dataclass_fields__))), np.float64)
         self._norm: Normaliser | None = None  # fitted on the history ...
         self._since_fit = 0  # ... this many hops ago
         self._floor_db = np.inf  # tracked noise floor of the speech band
+
+    def reset(self) -> None:
+        """Drop the utterance in progress (an interrupt): the next push starts a new one at time 0.
+
+        The levels learnt from earlier utterances are kept (the same voice, the same microphone),
+        so the next utterance's first frames are judged against them, not against priors.
+        """
+        self._resampler.reset()
+        self._pcm = np.zeros(ft.WIN // 2, np.float32)  # 16 kHz, starts at the next hop's window
         self._raw = np.zeros((MEMORY_HOPS, 3))  # row MEMORY_HOPS is hop self._done
         self._vad = np.zeros(HANGOVER_HOPS, bool)  # entry HANGOVER_HOPS is hop self._done
         self._done = 0  # hops whose final (smoothed, gated) value is known
@@ -160,13 +172,12 @@ class MouthStream:
         return self._emit(limit=None)
 
     def flush(self) -> np.ndarray:
-        """End of stream: (K, 3) rows for the remaining frames, up to frame_count of all input.
+        """End of an utterance: (K, 3) rows for its remaining frames, up to frame_count of its input.
 
-        The stream is reset afterwards, ready for the next utterance.
+        The stream is reset afterwards, ready for the next utterance (keeping the levels learnt).
         """
-        tail = self._resampler.flush()
-        silence = np.zeros((LOOKAHEAD_HOPS + 2) * ft.HOP + ft.WIN, np.float32)
-        self._analyse(np.concatenate([tail, silence]))
+        self._analyse(self._resampler.flush())
+        self._analyse(np.zeros((self.lookahead + 2) * ft.HOP + ft.WIN, np.float32), learn=False)
         total = max(1, int(round(self._samples_in * self.fps / self.sample_rate)))
         out = self._emit(limit=total)
         missing = total - self._frames_out
@@ -175,15 +186,27 @@ class MouthStream:
         self.reset()
         return out
 
-    def _analyse(self, pcm16: np.ndarray) -> None:
-        """Features, raw targets and final values for every hop the new audio completes."""
+    def _analyse(self, pcm16: np.ndarray, learn: bool = True) -> None:
+        """Features, raw targets and final values for every hop the new audio completes.
+
+        learn: the hops enter the level history (not the padding that ends an utterance).
+        After a refit, the hops still waiting for their lookahead are judged again with the new
+        normaliser: at a cold start, the first hops of speech (heard before the normaliser had seen
+        enough of it to call it speech) then still open the mouth.
+        """
         self._pcm = np.concatenate([self._pcm, pcm16])
         n_new = (len(self._pcm) - ft.WIN) // ft.HOP + 1
         if n_new <= 0:
             return
         feats = ft.hop_features(ft.frame_signal(self._pcm, n_new))
         self._pcm = self._pcm[n_new * ft.HOP :]
-        raw, vad = raw_targets(feats, self._normaliser(feats))
+        before = self._norm
+        norm = self._normaliser(feats) if learn or self._norm is None else self._norm
+        pending = len(self._raw) - MEMORY_HOPS  # hops analysed, not final yet
+        if norm is not before and pending > 0 and len(self._history) >= pending + n_new:
+            rows = self._history.array[-(pending + n_new):-n_new]
+            self._raw[MEMORY_HOPS:], self._vad[HANGOVER_HOPS:] = raw_targets(ft.HopFeatures(*rows.T), norm)
+        raw, vad = raw_targets(feats, norm)
         self._raw = np.concatenate([self._raw, raw])
         self._vad = np.concatenate([self._vad, vad])
         self._finalise()
@@ -207,10 +230,10 @@ class MouthStream:
 
     def _finalise(self) -> None:
         """Smooth and gate the hops whose lookahead has arrived."""
-        n_out = len(self._raw) - MEMORY_HOPS - LOOKAHEAD_HOPS
+        n_out = len(self._raw) - MEMORY_HOPS - self.lookahead
         if n_out <= 0:
             return
-        final = _smooth_gate(self._raw, self._vad, n_out)
+        final = _smooth_gate(self._raw, self._vad, n_out, self.lookahead)
         self._raw = self._raw[n_out:]
         self._vad = self._vad[n_out:]
         self._done += n_out

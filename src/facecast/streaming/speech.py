@@ -94,7 +94,8 @@ class SpeechQueue:
         self.sample_rate, self.fps, self.columns = sample_rate, fps, columns
         self._factory = stream_factory
         self._queue: deque[Utterance] = deque()
-        self._live: FeatureStream | None = None
+        self._stream: FeatureStream | None = None  # one for the session: it learns the voice's levels
+        self._live: FeatureStream | None = None  # the stream while a live utterance is open
         self._resamplers: dict[int, StreamResampler] = {}
         self.finished = 0  # utterances shown to their last frame (not those dropped by clear())
 
@@ -128,6 +129,8 @@ class SpeechQueue:
     def clear(self) -> None:
         """Interrupt: drop everything queued, live audio included."""
         self._queue.clear()
+        if self._live is not None:
+            self._live.reset()
         self._live = None
         for resampler in self._resamplers.values():
             resampler.reset()
@@ -189,7 +192,9 @@ class SpeechQueue:
     # -- internals ---------------------------------------------------------------------------
     def _open_live(self) -> Utterance:
         if self._live is None:
-            self._live = self._factory(self.sample_rate, self.fps)
+            if self._stream is None:
+                self._stream = self._factory(self.sample_rate, self.fps)
+            self._live = self._stream
             empty = np.zeros((0, self.columns), np.float32)
             self._queue.append(Utterance(empty, np.zeros(0, np.float32), False))
         return self._queue[-1]

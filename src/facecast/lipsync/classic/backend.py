@@ -56,9 +56,9 @@ class ClassicBackend(LipsyncBackend):
         return phonemes_to_track(phonemes, n_frames, fps)
 
     def stream_features(self, sample_rate: int, fps: int) -> FeatureStream:
-        from facecast.audio.mouth import MouthStream
+        from facecast.audio.mouth import LIVE_LOOKAHEAD_HOPS, MouthStream
 
-        return MouthStream(sample_rate, fps)
+        return MouthStream(sample_rate, fps, LIVE_LOOKAHEAD_HOPS)
 
     def silence_features(self, n_frames: int) -> np.ndarray:
         return np.zeros((n_frames, MOUTH_COLUMNS), np.float32)
