@@ -27,8 +27,8 @@ from support.pipecat_media import (PacedOutput, PeerlessConnection, Pushed, mark
                                    tts_frames, wait)
 
 from facecast.agents.avatar import AvatarOptions, load  # noqa: E402
-from facecast.agents.pipecat import (AUDIO_KEY, FacecastVideoService, _webrtc_video_queue,  # noqa: E402
-                                     drop_unsent_video)
+from facecast.agents.pipecat import (AUDIO_KEY, EPOCH_KEY, FacecastVideoService,  # noqa: E402
+                                     _webrtc_video_queue, drop_unsent_video)
 from facecast.audio.tts import synthesize  # noqa: E402
 from facecast.errors import InvalidArgument  # noqa: E402
 
@@ -272,9 +272,14 @@ def test_an_interruption_drops_the_images_a_webrtc_track_has_not_sent_and_the_ne
         t["interrupt"] = time.monotonic()
         return ()
 
+    def made_after() -> list[OutputImageRawFrame]:
+        """Images the service made after the interruption (by its own count: an image pushed
+        between note_queued and the interruption reaching the service is older)."""
+        return [image for image in out.of(OutputImageRawFrame, t["interrupt"]) if image.metadata[EPOCH_KEY] >= 1]
+
     def fresh_drawn(n: int) -> bool:
         """n images drawn since the first one made after the interruption."""
-        fresh = out.of(OutputImageRawFrame, t["interrupt"])[:1]
+        fresh = made_after()[:1]
         drawn = [image for _, image in connection.video_writes]
         since = next((i for i, image in enumerate(drawn) if fresh and image is fresh[0]), len(drawn))
         return len(drawn) - since >= n
@@ -293,7 +298,7 @@ def test_an_interruption_drops_the_images_a_webrtc_track_has_not_sent_and_the_ne
     run(run_test(Pipeline([service, output]), frames_to_send=frames, observers=[out], start_timeout=START_S))
 
     writes = [image for _, image in connection.video_writes]
-    fresh = out.of(OutputImageRawFrame, t["interrupt"])
+    fresh = made_after()
     assert writes and fresh and unsent, (len(writes), len(fresh), len(unsent))
     first = next(i for i, image in enumerate(writes) if image is fresh[0])
     # every image drawn before the first one made after the interruption was dropped, none sent

@@ -178,6 +178,37 @@ def test_options_are_checked():
         ChatOptions(llm_url="http://127.0.0.1:8080/v1")
     with pytest.raises(InvalidArgument, match="vad_stop_s"):
         ChatOptions(vad_stop_s=0.0)
+    with pytest.raises(InvalidArgument, match="vad_start_s"):
+        ChatOptions(vad_start_s=0.01)
+    with pytest.raises(InvalidArgument, match="vad_min_volume"):
+        ChatOptions(vad_min_volume=1.5)
+
+
+@pytest.mark.parametrize("gain", [1.0, 0.1])
+def test_the_vad_hears_a_barge_in_within_150_ms_loud_or_quiet(gain):
+    """The default VAD says the user speaks at most 150 ms into their speech, also at -20 dB (a
+    quiet microphone; pipecat's default loudness gate held even the loud one back by 0.1 s after
+    silence, the quiet one by 0.3 s, so the default turns it off): barge-in is the VAD
+    plus the audio's trip, and the issue's bar for both is 200 ms. 20 ms chunks, as from WebRTC."""
+    from pipecat.audio.vad.vad_analyzer import VADState
+
+    from facecast.chat.pipeline import make_vad_analyzer
+
+    speech = synthesize("Hello there, how are you doing today?")
+    x = resample(speech.audio.samples, speech.audio.sample_rate, SAMPLE_RATE)
+    x = x[int(np.argmax(np.abs(x) > 0.02)):] * gain  # from the first audible sample
+    pcm = (np.concatenate([np.zeros(SAMPLE_RATE, np.float32), x]) * 32767).astype(np.int16)
+    analyzer = make_vad_analyzer(ChatOptions())
+    analyzer.set_sample_rate(SAMPLE_RATE)
+
+    async def speaking_after_ms() -> float | None:
+        for i in range(0, len(pcm), 320):
+            if await analyzer.analyze_audio(pcm[i:i + 320].tobytes()) == VADState.SPEAKING:
+                return (i + 320) * 1000 / SAMPLE_RATE - 1000
+        return None
+
+    heard = asyncio.run(speaking_after_ms())
+    assert heard is not None and 0 <= heard <= 150, heard
 
 
 def test_cli_registers_chat():

@@ -69,6 +69,8 @@ STOP_TIMEOUT_S = 5.0  # s a held TTSStoppedFrame waits at most while the avatar'
 INTERRUPT_WAIT_S = 5.0  # s batches are dropped at most while the avatar's answer to an interrupt is awaited (a live session answers with its next batch)
 FRAME_KEY = "facecast_frame"  # image metadata: the avatar's output frame index
 AUDIO_KEY = "facecast_audio_samples"  # speech images' metadata: speech samples this service pushed before it
+EPOCH_KEY = "facecast_epoch"  # image metadata: interruptions before the image was made
+SWEEP_IMAGES = 25  # after an interruption, this many images out look for stale ones drawn late
 
 
 class FacecastVideoService(AIService):
@@ -108,6 +110,8 @@ class FacecastVideoService(AIService):
         self._output: BaseOutputTransport | None = None  # the output transport downstream, once hooked
         self._fresh_image: OutputImageRawFrame | None = None  # the first image pushed after an interrupt
         self._mark_fresh = False  # the next image pushed is the first after an interrupt
+        self._epoch = 0  # interruptions so far (images carry theirs: EPOCH_KEY)
+        self._sweeps = 0  # images still to push that sweep stale ones out of the transport's track
 
     @property
     def size(self) -> tuple[int, int]:
@@ -214,6 +218,7 @@ class FacecastVideoService(AIService):
     def _interrupt(self) -> None:
         """Drop all queued speech now; batches made before are dropped as they come."""
         self._interrupted_at = time.monotonic()  # before: the session stamps its answer after this
+        self._epoch += 1
         self.avatar.interrupt()
         self._base, self._ends = None, 0  # known again from the batch that answers the interrupt
         self._muted = self._open
@@ -234,14 +239,25 @@ class FacecastVideoService(AIService):
 
         async def before_push(transport, frame: Frame):
             if frame is self._fresh_image:  # drawn from now on: everything queued before it is stale
-                self._fresh_image = None
+                self._fresh_image, self._sweeps = None, SWEEP_IMAGES
                 self._drop_unsent(transport, "the first image after the interruption")
+            elif self._sweeps > 0 and EPOCH_KEY in getattr(frame, "metadata", {}):
+                # pipecat draws on its own task (through an executor): an old image it had taken up
+                # just before the drop can land in the track just after it
+                self._sweeps -= 1
+                self._drop_unsent(transport, "a later image", only_stale=True)
 
         output.add_event_handler("on_after_process_frame", after_process)
         output.add_event_handler("on_before_push_frame", before_push)
 
-    def _drop_unsent(self, output: BaseOutputTransport, when: str) -> None:
-        dropped = drop_unsent_video(output)
+    def _drop_unsent(self, output: BaseOutputTransport, when: str, only_stale: bool = False) -> None:
+        """Drop the images `output` drew and has not sent but those made since the last interrupt;
+        only_stale: only those known (by EPOCH_KEY) to be older than it."""
+        epoch = self._epoch
+        if only_stale:
+            dropped = drop_unsent_video(output, keep=lambda image: image.metadata.get(EPOCH_KEY, epoch) == epoch)
+        else:
+            dropped = drop_unsent_video(output, keep=lambda image: image.metadata.get(EPOCH_KEY) == epoch)
         self.dropped_video += dropped
         if dropped:
             logger.debug(f"{self}: {dropped} images drawn before the interruption dropped at {when}")
@@ -276,6 +292,7 @@ class FacecastVideoService(AIService):
             image = OutputImageRawFrame(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).tobytes(), (width, height), "RGB")
             image.sync_with_audio = True
             image.metadata[FRAME_KEY] = index
+            image.metadata[EPOCH_KEY] = self._epoch
             if self._mark_fresh:
                 self._fresh_image, self._mark_fresh = image, False
             if batch.utterance:
@@ -301,18 +318,23 @@ def output_downstream(processor, *, hops: int = 100) -> BaseOutputTransport | No
     return None
 
 
-def drop_unsent_video(output: BaseOutputTransport) -> int:
-    """Drop the images `output` has drawn but not yet sent to its peer; returns how many.
+def drop_unsent_video(output: BaseOutputTransport, keep=None) -> int:
+    """Drop the images `output` has drawn but not yet sent to its peer (all, or those for which
+    keep(image) is false; the rest stay in order); returns how many were dropped.
 
     Only SmallWebRTC's video track queues drawn images (unbounded, while its encoder is behind);
     another transport, or one whose peer has not connected, has none: 0.
     """
     queue = _webrtc_video_queue(output)
-    dropped = 0
-    while queue is not None and not queue.empty():
-        queue.get_nowait()
-        dropped += 1
-    return dropped
+    if queue is None:
+        return 0
+    held = []
+    while not queue.empty():
+        held.append(queue.get_nowait())
+    kept = [image for image in held if keep is not None and keep(image)]
+    for image in kept:
+        queue.put_nowait(image)
+    return len(held) - len(kept)
 
 
 def _webrtc_video_queue(output: BaseOutputTransport) -> asyncio.Queue | None:

@@ -31,8 +31,14 @@ def add_commands(sub) -> None:
     p.add_argument("--fps", type=int, default=25, help="the avatar's frames per second (default 25)")
     p.add_argument("--no-avatar", action="store_true", help="voice only: the reply's speech without the avatar")
     p.add_argument("--voice", default="en", help="espeak-ng voice (default en)")
+    p.add_argument("--vad-start", type=float, default=0.064, metavar="S",
+                   help="speech (s) before the user counts as speaking and interrupts the avatar "
+                        "(default 0.064: two 32 ms VAD windows; raise it if coughs interrupt)")
     p.add_argument("--vad-stop", type=float, default=0.5, metavar="S",
                    help="silence (s) that ends the user's turn (default 0.5)")
+    p.add_argument("--vad-min-volume", type=float, default=0.0, metavar="V",
+                   help="loudness (0..1 over -110..-10 LUFS) under which speech is ignored, e.g. 0.6 "
+                        "against faint background voices; it delays barge-in (default 0: off)")
     llm = p.add_argument_group("a language model instead of the rule-based reply (contacted only when given)")
     llm.add_argument("--llm-url", default=None, metavar="URL", help="OpenAI-compatible endpoint, e.g. "
                                                                     "http://localhost:8080/v1")
@@ -61,7 +67,8 @@ def run_chat(args) -> int:
     logger.add(sys.stderr, level=args.log_level.upper())
 
     options = ChatOptions(avatar=args.avatar, backend=args.backend, size=args.size, fps=args.fps,
-                          show_avatar=not args.no_avatar, voice=args.voice, vad_stop_s=args.vad_stop,
+                          show_avatar=not args.no_avatar, voice=args.voice, vad_start_s=args.vad_start,
+                          vad_stop_s=args.vad_stop, vad_min_volume=args.vad_min_volume,
                           llm_url=args.llm_url, llm_model=args.llm_model, llm_api_key=args.llm_api_key)
     if args.host not in (LOOPBACK, "localhost", "::1"):
         print(f"facecast: warning: chat listens on {args.host} without authentication")

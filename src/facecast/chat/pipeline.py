@@ -47,8 +47,11 @@ class ChatOptions:
     avatar / backend / backend_options / size / fps: the avatar (agents.avatar.AvatarOptions); None
     avatar is the built-in astronaut. show_avatar=False leaves the avatar out (TTS audio straight to
     the browser: the baseline of the latency benchmark). voice / rate_wpm: espeak-ng's. vad_start_s /
-    vad_stop_s: speech (s) before the VAD says the user started, silence (s) before it says they
-    stopped. llm_url / llm_model / llm_api_key: an OpenAI-compatible endpoint instead of the rule
+    vad_stop_s: speech (s) before the VAD says the user started (two of Silero's 32 ms windows: it
+    is most of the barge-in time), silence (s) before it says they stopped. vad_min_volume: pipecat's
+    loudness gate (0..1 over -110..-10 LUFS), off by default: it smooths a 0.4 s loudness window, so
+    after silence even a loud voice took 0.1 s longer to pass its default 0.6, a quiet one 0.3-1 s;
+    Silero's confidence alone ignores noise (set it to ignore faint background voices). llm_url / llm_model / llm_api_key: an OpenAI-compatible endpoint instead of the rule
     responder (only contacted when given). system_prompt: the LLM's instructions.
     """
 
@@ -60,16 +63,19 @@ class ChatOptions:
     show_avatar: bool = True
     voice: str = "en"
     rate_wpm: int = 165
-    vad_start_s: float = 0.1
+    vad_start_s: float = 0.064
     vad_stop_s: float = 0.5
+    vad_min_volume: float = 0.0
     llm_url: str | None = None
     llm_model: str | None = None
     llm_api_key: str | None = None
     system_prompt: str = SYSTEM_PROMPT
 
     def __post_init__(self) -> None:
-        if not 0.05 <= self.vad_start_s <= 2.0:
-            raise InvalidArgument(f"vad_start_s={self.vad_start_s!r}: give 0.05..2 s")
+        if not 0.03 <= self.vad_start_s <= 2.0:
+            raise InvalidArgument(f"vad_start_s={self.vad_start_s!r}: give 0.03..2 s")
+        if not 0.0 <= self.vad_min_volume <= 1.0:
+            raise InvalidArgument(f"vad_min_volume={self.vad_min_volume!r}: give 0..1")
         if not 0.1 <= self.vad_stop_s <= 5.0:
             raise InvalidArgument(f"vad_stop_s={self.vad_stop_s!r}: give 0.1..5 s")
         if self.llm_url is not None and not self.llm_model:
@@ -134,10 +140,16 @@ class ChatMessages(FrameProcessor):
         await self.push_frame(OutputTransportMessageUrgentFrame(message=message))
 
 
+def make_vad_analyzer(options: ChatOptions) -> SileroVADAnalyzer:
+    """Silero VAD (its ONNX model ships with pipecat) at 16 kHz, with options' start, stop and gate."""
+    params = VADParams(start_secs=options.vad_start_s, stop_secs=options.vad_stop_s,
+                       min_volume=options.vad_min_volume)
+    return SileroVADAnalyzer(sample_rate=IN_RATE, params=params)
+
+
 def make_vad(options: ChatOptions) -> VADProcessor:
-    """Silero VAD (its ONNX model ships with pipecat) at 16 kHz."""
-    params = VADParams(start_secs=options.vad_start_s, stop_secs=options.vad_stop_s)
-    return VADProcessor(vad_analyzer=SileroVADAnalyzer(sample_rate=IN_RATE, params=params))
+    """The pipeline's VAD stage around make_vad_analyzer."""
+    return VADProcessor(vad_analyzer=make_vad_analyzer(options))
 
 
 def make_stt(options: ChatOptions):
