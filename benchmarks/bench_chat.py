@@ -22,7 +22,7 @@ question is asked once every PERIOD_S. For each turn:
 End of speech and onsets are the browser's (chat.voice: the captured microphone level, polled every
 10 ms); browser and server share this machine's clock.
 
-usage: python benchmarks/bench_chat.py [--turns 8] [--json /tmp/bench_chat.json]
+usage: python benchmarks/bench_chat.py [--turns 8] [--barge-ins 8] [--json /tmp/bench_chat.json]
 """
 
 from __future__ import annotations
@@ -158,6 +158,7 @@ def table(title: str, rows: list[dict], keys: tuple[str, ...]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--turns", type=int, default=8, help="turns per configuration (default 8)")
+    parser.add_argument("--barge-ins", type=int, default=8, help="barge-in trials, about (default 8)")
     parser.add_argument("--json", type=Path, default=None, help="write the raw results here")
     args = parser.parse_args()
 
@@ -169,7 +170,7 @@ def main() -> int:
     rows_without = voice_to_voice(without)
     table("without the avatar (--no-avatar)", rows_without, ("vad", "stt", "reply", "tts", "output", "after_reply",
                                                              "total"))
-    barge = run(max(2, args.turns // 2), barge_in=True)
+    barge = run(max(2, args.barge_ins + 1), barge_in=True)  # the first question is no barge-in
     rows_barge = barge_ins(barge)
     table("barge-in (onset of the user's speech -> ...)", rows_barge, ("interrupted", "voice_stopped", "mouth_still"))
 
