@@ -296,12 +296,12 @@ def box_luma(frame_rgb: np.ndarray, box: list[int]) -> float:
     return float((0.299 * px[..., 0] + 0.587 * px[..., 1] + 0.114 * px[..., 2]).mean())
 
 
-def engine_offset(avatar, box: list[int], utterance: np.ndarray) -> dict:
+def engine_offset(avatar, box: list[int], utterance: np.ndarray) -> tuple[dict, np.ndarray]:
     """The engine's own offset between the sound's onset and the mouth's opening on its live path:
     2 s of idle, then the utterance pushed in 20 ms chunks through the backend's live feature stream
     (a live utterance starts at its first chunk, as in a session; the stream has heard the utterance
     once before, as the session's has after its first), the frames rendered by the engine and
-    measured with the same detectors as in the browser."""
+    measured with the same detectors as in the browser. Also returns the frames (N, H, W, 3) BGR."""
     from facecast.engine import render_batch
     from facecast.lipsync.base import get_backend
 
@@ -318,7 +318,7 @@ def engine_offset(avatar, box: list[int], utterance: np.ndarray) -> dict:
     ref = float(np.median(luma[int((lead - 0.5) * FPS): int(lead * FPS)]))
     first = next(i for i in range(int(lead * FPS) - 5, len(luma)) if abs(luma[i] - ref) > OPEN_LUMA)
     return {"audio_onset_s": audio_onset, "video_onset_s": first / FPS,
-            "offset_ms": (first / FPS - audio_onset) * 1000, "frame_ms": 1000 / FPS}
+            "offset_ms": (first / FPS - audio_onset) * 1000, "frame_ms": 1000 / FPS}, frames
 
 
 def encoder_ms(avatar_frames: np.ndarray) -> dict:
@@ -440,17 +440,16 @@ def stats(client: httpx.Client) -> dict:
     return client.get("/stats").json()
 
 
-def measure(args) -> dict:
+def measure(args, results: dict) -> dict:
+    """Every phase, into `results` as it goes (a run that fails late keeps what it measured)."""
     q = args.quick
     n_utter = 3 if q else args.trials
-    tmp = Path(args.tmp)
-    tmp.mkdir(parents=True, exist_ok=True)
     box, avatar = mouth_box()
     utter = utterance_pcm()
     speech = long_pcm()
-    results: dict = {"machine": machine(), "quick": q, "mouth_box": box, "minutes": args.minutes}
+    results.update({"machine": machine(), "quick": q, "mouth_box": box, "minutes": args.minutes})
     print(f"mouth box {box}; utterance {len(utter) / RATE:.2f} s", flush=True)
-    results["engine_offset"] = engine_offset(avatar, box, utter)
+    results["engine_offset"], engine_frames = engine_offset(avatar, box, utter)
     print(f"engine offset (live path, rendered here) {results['engine_offset']}", flush=True)
 
     with webrtc_namespace(), ServerProcess(env={"FACECAST_MAX_PEERS": "16"}) as server, \
@@ -532,13 +531,7 @@ def measure(args) -> dict:
         note_load(results, "viewers_cpu")
         results["page_errors"] = errors
         results["server_log_tracebacks"] = server.output().count("Traceback")
-    frames = []
-    import av
-
-    with av.open(str(tmp / "onset.mp4")) as container:
-        for f in container.decode(video=0):
-            frames.append(f.to_ndarray(format="bgr24"))
-    results["encoder_ms_per_frame"] = encoder_ms(np.stack(frames))
+    results["encoder_ms_per_frame"] = encoder_ms(engine_frames)
     return results
 
 
@@ -687,7 +680,6 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=10.0, help="s per viewers / CPU measurement")
     parser.add_argument("--quick", action="store_true", help="smoke run: a few trials each, 1 minute of A/V")
     parser.add_argument("--json", default="/tmp/bench_webrtc.json", help="where to write the results")
-    parser.add_argument("--tmp", default="/tmp/bench_webrtc", help="scratch folder (the offline render)")
     parser.add_argument("--report", metavar="JSON", help="only print the table of a saved run")
     args = parser.parse_args()
     if args.report:
@@ -697,7 +689,13 @@ def main() -> int:
         args.minutes = min(args.minutes, 1.0)
     else:
         args.trials = max(args.trials, 20)
-    results = measure(args)
+    results: dict = {}
+    try:
+        measure(args, results)
+    except BaseException:
+        Path(args.json).write_text(json.dumps(results, indent=1, default=float))
+        print(f"failed; what was measured is in {args.json}", flush=True)
+        raise
     results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     table = report(results)
     results["table"] = table
