@@ -11,6 +11,7 @@ import pytest
 from support.waiting import within
 
 from facecast.audio.pcm import Audio
+from facecast.audio.resampling import resample
 from facecast.avatar.prepare import prepare
 from facecast.demo import demo_portrait
 from facecast.engine import Speech, speech_from_text
@@ -164,6 +165,42 @@ def test_live_pcm_becomes_frames_with_its_samples():
         produced += len(queue.take(produced, 3).features)
     assert abs(produced - speech.audio.frame_count(FPS)) <= 1
     assert arrivals > 0.9 * (len(pcm) // (rate // 50))
+
+
+def test_live_utterances_share_one_feature_stream_that_knows_the_voice():
+    """Each live utterance used to get a fresh feature stream, so one that starts on its loudest
+    sound (a client that sends only speech, a TTS chunk) showed a closed mouth for its first frames
+    while the stream learnt the voice again. The queue keeps one stream: the second utterance opens
+    the mouth on its first frame; an interrupt (clear) keeps it too."""
+    backend = get_backend("classic")
+    made = []
+
+    def factory(rate, fps):
+        made.append(backend.stream_features(rate, fps))
+        return made[-1]
+
+    queue = SpeechQueue(16000, FPS, 3, factory)
+    speech = speech_from_text("Ah, all of that, at once.")
+    x = resample(speech.audio.samples, speech.audio.sample_rate, 16000)
+    x = x[int(np.argmax(np.abs(x) > 0.3 * np.abs(x).max())):]  # starts on a loud sound
+
+    def say(end: bool = True) -> np.ndarray:
+        for i in range(0, len(x), 320):
+            queue.push(x[i:i + 320], 16000, time.monotonic())
+        if end:
+            queue.end()
+        rows, produced = [], 0
+        while queue.ready():
+            taken = queue.take(produced, 3)
+            rows.append(taken.features)
+            produced += len(taken.features)
+        return np.concatenate(rows)
+
+    say()
+    assert say()[0, 0] > 0.3
+    say(end=False)
+    queue.clear()
+    assert say()[0, 0] > 0.3 and len(made) == 1
 
 
 def test_clear_drops_everything():
