@@ -82,10 +82,23 @@ window.fc = (() => {
     document.body.appendChild(el);
     const stream = new MediaStream();
     pc.ontrack = (e) => { stream.addTrack(e.track); el.srcObject = stream; };
-    const peer = {pc, el, frames: 0, times: [], presented: [], width: 0, height: 0, offer: null};
+    const peer = {pc, el, frames: 0, times: [], presented: [], width: 0, height: 0, offer: null,
+                  shown: 0, received: 0, decoded: 0, poll: null};
     peers[name] = peer;
+    // The video's frames received (assembled from RTP) and decoded, sampled until the page closes
+    // the peer: getStats still answers once the server has closed its side ('failed').
+    peer.poll = setInterval(async () => {
+      try {
+        for (const s of (await pc.getStats()).values()) {
+          if (s.type !== 'inbound-rtp' || s.kind !== 'video') continue;
+          peer.received = Math.max(peer.received, s.framesReceived || 0);
+          peer.decoded = Math.max(peer.decoded, s.framesDecoded || 0);
+        }
+      } catch (e) { clearInterval(peer.poll); }
+    }, 200);
     const onFrame = (now, meta) => {
       peer.frames += 1; peer.width = meta.width; peer.height = meta.height;
+      peer.shown = Math.max(peer.shown, meta.presentedFrames);
       peer.times.push(now); peer.presented.push(meta.presentedFrames);
       if (peer.times.length > 400) { peer.times.shift(); peer.presented.shift(); }
       el.requestVideoFrameCallback(onFrame);
@@ -121,7 +134,8 @@ window.fc = (() => {
   function info(name) {
     const p = peers[name];
     return {frames: p.frames, width: p.width, height: p.height, videoWidth: p.el.videoWidth,
-            videoHeight: p.el.videoHeight, connection: p.pc.connectionState, ice: p.pc.iceConnectionState};
+            videoHeight: p.el.videoHeight, connection: p.pc.connectionState, ice: p.pc.iceConnectionState,
+            shown: p.shown, received: p.received, decoded: p.decoded};
   }
 
   async function stats(name) {
@@ -157,7 +171,7 @@ window.fc = (() => {
     });
   }
 
-  function close(name) { peers[name].pc.close(); peers[name].el.remove(); }
+  function close(name) { clearInterval(peers[name].poll); peers[name].pc.close(); peers[name].el.remove(); }
 
   return {peers, connect, frames, rate, info, stats, capture, close};
 })();
@@ -320,7 +334,15 @@ def test_clip_plays_from_its_start_in_h264_with_audio(page, client):
     assert session["frames"] >= 3 * FPS, session  # a few seconds of speech
     assert abs(peer["frames_sent"] - session["frames"]) <= 2, session  # the clip from its first frame on
     assert peer["codec"] == "h264" and peer["audio_packets_sent"] > 0, peer
-    wait_frames(page, "clip", session["frames"] // 2)  # most of it is presented too (a loaded machine may drop some)
+
+    def received_all() -> bool:  # every frame sent reached the browser's video pipeline
+        return page.evaluate("fc.info('clip')")["received"] >= peer["frames_sent"] - 2
+
+    assert within(TIMEOUT_S, received_all), page.evaluate("fc.info('clip')")
+    info = page.evaluate("fc.info('clip')")
+    # decoded and shown: how many a busy page presents varies (one CI run showed 48 of 150 before
+    # the server closed the peer), so only "it played on" is asserted of presentation
+    assert info["decoded"] >= info["received"] // 2 and info["shown"] >= 2, info
 
     def audio_arrived() -> bool:
         audio = page.evaluate("fc.stats('clip')")["audio"]
