@@ -9,8 +9,8 @@ on the received track):
    from there on); bar p95 <= 200 ms;
 3. A/V sync: (a) getStats' estimatedPlayoutTimestamp, video - audio, once a second over the whole
    live session; (b) onsets: mouth-opening frame - audio onset heard by the page, minus the
-   engine's own offset (the same input through its live path, rendered here); at the start and after --minutes of
-   talking and idling; bar |offset| <= 40 ms;
+   engine's own offset (the same input through its live path, rendered here); at the start and
+   after --minutes of talking and idling; bar |offset| <= 40 ms;
 4. time to first frame of a new WebRTC connection (offer POSTed -> first frame presented), on one
    live session and with a new live session each time; bar p95 <= 500 ms;
 5. viewers: N peers of one live session in one page, each >= 24 frames/s over a window; bar >= 4;
@@ -86,7 +86,7 @@ window.fc = (() => {
         const px = ctx.getImageData(0, 0, w, h).data;
         let sum = 0;
         for (let i = 0; i < px.length; i += 4) sum += 0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2];
-        peer.frames.push([t, sum / (w * h), meta.presentationTime, meta.width, meta.rtpTimestamp]);
+        peer.frames.push([t, sum / (w * h), meta.presentationTime, meta.width]);
       }
       video.requestVideoFrameCallback(onFrame);
     };

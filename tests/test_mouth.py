@@ -9,8 +9,8 @@ import pytest
 from audio_testdata import SPEECH, synthetic_vowel
 from conftest import DATA
 
-from facecast.audio.decode import load_audio
 from facecast.audio import mouth
+from facecast.audio.decode import load_audio
 from facecast.audio.mouth import MouthStream, mouth_track
 from facecast.audio.pcm import Audio
 from facecast.errors import InvalidArgument

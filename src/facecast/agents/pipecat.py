@@ -254,10 +254,8 @@ class FacecastVideoService(AIService):
         """Drop the images `output` drew and has not sent but those made since the last interrupt;
         only_stale: only those known (by EPOCH_KEY) to be older than it."""
         epoch = self._epoch
-        if only_stale:
-            dropped = drop_unsent_video(output, keep=lambda image: image.metadata.get(EPOCH_KEY, epoch) == epoch)
-        else:
-            dropped = drop_unsent_video(output, keep=lambda image: image.metadata.get(EPOCH_KEY) == epoch)
+        untagged = epoch if only_stale else None  # an image without the tag: kept, or dropped
+        dropped = drop_unsent_video(output, keep=lambda image: image.metadata.get(EPOCH_KEY, untagged) == epoch)
         self.dropped_video += dropped
         if dropped:
             logger.debug(f"{self}: {dropped} images drawn before the interruption dropped at {when}")

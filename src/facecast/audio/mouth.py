@@ -9,7 +9,8 @@ Per 10 ms hop (audio/features.py):
   width = F2 against the speaker's median F2 (robust z-score): front vowels (i, e: high F2) spread
           the lips, back rounded ones (u, o: low F2) narrow them; round is its negative part.
 Then co-articulation: an asymmetric Gaussian over hops (50 ms, 80 ms of lookahead so onsets lead
-the sound; 40 ms for live streams, where every hop of lookahead is latency), and a gate that shuts the mouth exactly (all zeros) 20 ms after voice activity ends.
+the sound; 40 ms for live streams, where every hop of lookahead is latency), and a gate that shuts
+the mouth exactly (all zeros) 20 ms after voice activity ends.
 Video frame f takes the value at its centre, (f + 0.5) / fps.
 """
 
@@ -119,9 +120,9 @@ def _check_fps(fps: int) -> None:
 class MouthStream:
     """Live version of mouth_track: push PCM chunks, get the mouth of every finished video frame.
 
-    Same analysis as mouth_track with `lookahead` hops (default 80 ms) of lookahead; the normaliser runs on
-    the last STATS_WINDOW_HOPS (30 s) of history, so levels adapt as the stream goes on, and the
-    first second leans on priors. It is refitted every REFIT_HOPS (100 ms) of audio, at every push
+    Same analysis as mouth_track with `lookahead` hops (default 80 ms) of lookahead; the normaliser
+    runs on the last STATS_WINDOW_HOPS (30 s) of history, so levels adapt as the stream goes on,
+    and the first second leans on priors. It is refitted every REFIT_HOPS (100 ms) of audio, at every push
     in the first EAGER_REFIT_HOPS (2 s) and at the first hop loud enough to be speech, so a push costs
     about the same whatever its size (a 20 ms chunk does not pay for fitting 30 s of history).
     Frame f is returned once the audio up to about its end plus lookahead + 5 ms has been pushed
@@ -201,7 +202,7 @@ class MouthStream:
         feats = ft.hop_features(ft.frame_signal(self._pcm, n_new))
         self._pcm = self._pcm[n_new * ft.HOP :]
         before = self._norm
-        norm = self._normaliser(feats) if learn or self._norm is None else self._norm
+        norm = self._normaliser(feats) if learn else self._norm or Normaliser.fit(feats)
         pending = len(self._raw) - MEMORY_HOPS  # hops analysed, not final yet
         if norm is not before and pending > 0 and len(self._history) >= pending + n_new:
             rows = self._history.array[-(pending + n_new):-n_new]

@@ -51,8 +51,9 @@ class ChatOptions:
     is most of the barge-in time), silence (s) before it says they stopped. vad_min_volume: pipecat's
     loudness gate (0..1 over -110..-10 LUFS), off by default: it smooths a 0.4 s loudness window, so
     after silence even a loud voice took 0.1 s longer to pass its default 0.6, a quiet one 0.3-1 s;
-    Silero's confidence alone ignores noise (set it to ignore faint background voices). llm_url / llm_model / llm_api_key: an OpenAI-compatible endpoint instead of the rule
-    responder (only contacted when given). system_prompt: the LLM's instructions.
+    Silero's confidence alone ignores noise (set it to ignore faint background voices).
+    llm_url / llm_model / llm_api_key: an OpenAI-compatible endpoint instead of the rule responder
+    (only contacted when given). system_prompt: the LLM's instructions.
     """
 
     avatar: str | None = None

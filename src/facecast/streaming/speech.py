@@ -95,7 +95,7 @@ class SpeechQueue:
         self._factory = stream_factory
         self._queue: deque[Utterance] = deque()
         self._stream: FeatureStream | None = None  # one for the session: it learns the voice's levels
-        self._live: FeatureStream | None = None  # the stream while a live utterance is open
+        self._live_open = False  # a live utterance is taking audio through self._stream
         self._resamplers: dict[int, StreamResampler] = {}
         self.finished = 0  # utterances shown to their last frame (not those dropped by clear())
 
@@ -120,7 +120,7 @@ class SpeechQueue:
         samples = chunks[0][0] if len(chunks) == 1 else np.concatenate([c[0] for c in chunks])
         pcm = self._resample(samples, rate)
         utt.add_pcm(pcm)
-        self._add_rows(utt, self._live.push(pcm))
+        self._add_rows(utt, self._stream.push(pcm))
 
     def end(self) -> None:
         """End of the live utterance: its last frames become ready."""
@@ -129,9 +129,9 @@ class SpeechQueue:
     def clear(self) -> None:
         """Interrupt: drop everything queued, live audio included."""
         self._queue.clear()
-        if self._live is not None:
-            self._live.reset()
-        self._live = None
+        if self._live_open:
+            self._stream.reset()
+        self._live_open = False
         for resampler in self._resamplers.values():
             resampler.reset()
 
@@ -144,7 +144,7 @@ class SpeechQueue:
     @property
     def live_open(self) -> bool:
         """A live utterance is receiving audio (its next frames are on their way)."""
-        return self._live is not None
+        return self._live_open
 
     def queued_seconds(self) -> float:
         """Audio queued and not yet shown, in seconds."""
@@ -191,21 +191,21 @@ class SpeechQueue:
 
     # -- internals ---------------------------------------------------------------------------
     def _open_live(self) -> Utterance:
-        if self._live is None:
+        if not self._live_open:
             if self._stream is None:
                 self._stream = self._factory(self.sample_rate, self.fps)
-            self._live = self._stream
+            self._live_open = True
             empty = np.zeros((0, self.columns), np.float32)
             self._queue.append(Utterance(empty, np.zeros(0, np.float32), False))
         return self._queue[-1]
 
     def _close_live(self) -> None:
-        if self._live is None:
+        if not self._live_open:
             return
         utt = self._queue[-1]
-        self._add_rows(utt, self._live.flush())
+        self._add_rows(utt, self._stream.flush())
         utt.complete = True
-        self._live = None
+        self._live_open = False
 
     def _add_rows(self, utt: Utterance, rows: np.ndarray) -> None:
         if len(rows):
