@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import subprocess
+import sys
+from functools import lru_cache
+
 import numpy as np
 from scipy.signal import lfilter
 
@@ -36,3 +41,26 @@ def synthetic_vowel(vowel: str, seconds: float, rate: int = 16000, f0: float = 1
         theta = 2.0 * np.pi * freq / rate
         x = lfilter([1.0 - radius], [1.0, -2.0 * radius * np.cos(theta), radius**2], x)
     return (0.5 * x / np.abs(x).max()).astype(np.float32)
+
+
+_ESPEAK_CODE = """
+import sys
+import numpy as np
+from facecast.audio.tts import synthesize
+audio = synthesize(sys.argv[1], voice=sys.argv[2], rate_wpm=int(sys.argv[3])).audio
+np.save(sys.stdout.buffer, np.append(audio.samples, np.float32(audio.sample_rate)))
+"""
+
+
+@lru_cache(maxsize=None)
+def fresh_espeak(text: str, voice: str = "en", rate_wpm: int = 165) -> tuple[np.ndarray, int]:
+    """espeak-ng saying `text` as a fresh process says it: ((N,) float32 samples, rate in Hz).
+
+    In one process espeak-ng carries state from an utterance to the next (the same text comes out
+    a few samples different each time), so speech synthesized in the test process depends on what
+    the suite synthesized before; a speech recogniser's test must not.
+    """
+    out = subprocess.run([sys.executable, "-c", _ESPEAK_CODE, text, voice, str(rate_wpm)],
+                         check=True, capture_output=True).stdout
+    values = np.load(io.BytesIO(out))
+    return values[:-1].astype(np.float32), int(values[-1])

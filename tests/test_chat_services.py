@@ -19,6 +19,8 @@ from pipecat.frames.frames import (InterruptionFrame, LLMFullResponseEndFrame, L
                                    UserStartedSpeakingFrame, VADUserStartedSpeakingFrame, VADUserStoppedSpeakingFrame)
 from pipecat.tests.utils import run_test
 
+from audio_testdata import fresh_espeak
+
 from facecast.agents.pocketsphinx_stt import SAMPLE_RATE, PocketsphinxSTTService, load_decoder, transcribe
 from facecast.audio.resampling import resample
 from facecast.audio.tts import synthesize
@@ -37,8 +39,7 @@ def heard_the_question(text: str) -> bool:
 
 def spoken_pcm(text: str, pad_s: float = 0.3) -> bytes:
     """16-bit mono PCM at 16 kHz of espeak-ng (en-us, 150 wpm) saying `text`, padded with silence."""
-    speech = synthesize(text, voice="en-us", rate_wpm=150)
-    samples = resample(speech.audio.samples, speech.audio.sample_rate, SAMPLE_RATE)
+    samples = resample(*fresh_espeak(text, voice="en-us", rate_wpm=150), SAMPLE_RATE)
     pad = np.zeros(int(pad_s * SAMPLE_RATE), np.float32)
     return (np.concatenate([pad, samples, pad]) * 0.8 * 32767).astype(np.int16).tobytes()
 

@@ -60,14 +60,14 @@ window.mixer = (() => {
 def write_wav(path: Path, *parts: tuple[str, float], lead_s: float = LEAD_S) -> Path:
     """A 16-bit mono WAV: lead_s of silence, then for each (text, silence_after_s) espeak-ng (en-us,
     150 wpm) saying text ("" for none) and that much silence."""
+    from audio_testdata import fresh_espeak
+
     from facecast.audio.resampling import resample
-    from facecast.audio.tts import synthesize
 
     pieces = [np.zeros(int(lead_s * RATE), np.float32)]
     for text, silence_s in parts:
         if text:
-            speech = synthesize(text, voice="en-us", rate_wpm=150)
-            pieces.append(0.8 * resample(speech.audio.samples, speech.audio.sample_rate, RATE))
+            pieces.append(0.8 * resample(*fresh_espeak(text, voice="en-us", rate_wpm=150), RATE))
         pieces.append(np.zeros(int(silence_s * RATE), np.float32))
     pcm = (np.clip(np.concatenate(pieces), -1, 1) * 32767).astype("<i2")
     with wave.open(str(path), "wb") as out:
